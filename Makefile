@@ -1,0 +1,30 @@
+# Two commands on a fresh machine with Python 3.11: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 19000
+
+.PHONY: run test bench venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+var/env:
+	mkdir -p var
+	$(PY) -c "import secrets; print('SECRET_KEY=' + secrets.token_urlsafe(50))" > var/env
+
+run: venv var/env
+	$(PY) manage.py quickstart
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+test: venv
+	$(PY) -m pytest -q $(ARGS)
+
+bench: venv var/env
+	$(PY) -m tests.bench.run $(ARGS)

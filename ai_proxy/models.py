@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+PRICE_FIELD = dict(
+    max_digits=12, decimal_places=6, null=True, blank=True, validators=[MinValueValidator(Decimal("0"))]
+)
+
+
+class Provider(models.Model):
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI-compatible (Chat Completions)"
+        ANTHROPIC = "anthropic", "Anthropic Messages"
+        MOCK = "mock", "Mock (offline, deterministic)"
+
+    name = models.CharField(
+        max_length=60, unique=True, validators=[RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "Lowercase name.")]
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    base_url = models.URLField(
+        blank=True,
+        help_text="openai: the URL /chat/completions is appended to (https://api.openai.com/v1); "
+        "anthropic: the one /v1/messages is appended to (https://api.anthropic.com).",
+    )
+    # Only the *name* of the variable: secrets never enter the database.
+    api_key_env = models.CharField(
+        max_length=100, blank=True, validators=[RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "An environment variable name.")]
+    )
+    connect_timeout_seconds = models.FloatField(default=5.0, validators=[MinValueValidator(0.1)])
+    timeout_seconds = models.FloatField(
+        default=600.0, validators=[MinValueValidator(0.1)], help_text="Read timeout between bytes."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def needs_secret(self) -> bool:
+        return self.kind != self.Kind.MOCK and bool(self.api_key_env)
+
+    @property
+    def secret_is_set(self) -> bool:
+        return not self.needs_secret or bool(os.environ.get(self.api_key_env))
+
+
+class CatalogModel(models.Model):
+    class SpeedTier(models.TextChoices):
+        FASTEST = "fastest", "Fastest"
+        FAST = "fast", "Fast"
+        MEDIUM = "medium", "Medium"
+        SLOW = "slow", "Slow"
+
+    class CostTier(models.TextChoices):
+        FREE = "free", "Free"
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+        PREMIUM = "premium", "Premium"
+
+    public_id = models.CharField(
+        max_length=100, unique=True, validators=[RegexValidator(r"^[a-zA-Z0-9][a-zA-Z0-9._:-]*$", "A model id.")]
+    )
+    display_name = models.CharField(max_length=200)
+    provider_label = models.CharField(max_length=60, help_text="Who makes it (Anthropic, OpenAI, xAI, ...).")
+    best_for = models.CharField(max_length=300, blank=True)
+    speed_tier = models.CharField(max_length=10, choices=SpeedTier.choices, default=SpeedTier.MEDIUM)
+    cost_tier = models.CharField(max_length=10, choices=CostTier.choices, default=CostTier.MEDIUM)
+    # USD per million tokens. A model without input and output prices cannot be called.
+    input_price_per_mtok = models.DecimalField(**PRICE_FIELD)
+    output_price_per_mtok = models.DecimalField(**PRICE_FIELD)
+    cache_read_price_per_mtok = models.DecimalField(**PRICE_FIELD)
+    cache_write_price_per_mtok = models.DecimalField(**PRICE_FIELD)
+    price_source = models.CharField(max_length=300, blank=True, help_text="Where and when the prices were taken.")
+    max_output_tokens = models.PositiveIntegerField(default=4096)
+    context_window = models.PositiveIntegerField(default=128000)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["public_id"]
+        verbose_name = "catalog model"
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def is_priced(self) -> bool:
+        return self.input_price_per_mtok is not None and self.output_price_per_mtok is not None
+
+
+class ModelAlias(models.Model):
+    """Other names apps already send (dated provider ids) that resolve to a catalog model."""
+
+    model = models.ForeignKey(CatalogModel, on_delete=models.CASCADE, related_name="aliases")
+    alias = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["alias"]
+        verbose_name_plural = "model aliases"
+
+    def __str__(self) -> str:
+        return f"{self.alias} → {self.model.public_id}"
+
+
+class Route(models.Model):
+    """One way to serve a model: a provider plus the name that provider knows it by.
+
+    Routes are tried by ascending priority; among equal priorities, picked at random by weight.
+    """
+
+    model = models.ForeignKey(CatalogModel, on_delete=models.CASCADE, related_name="routes")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="routes")
+    upstream_model = models.CharField(max_length=200)
+    weight = models.PositiveIntegerField(default=100)
+    priority = models.PositiveIntegerField(default=0, help_text="Lower is tried first.")
+    enabled = models.BooleanField(default=True)
+    drop_unsupported_params = models.BooleanField(
+        default=False,
+        help_text="Silently drop request parameters the provider's format has no equivalent for "
+        "(otherwise the request is refused with a 400 naming them).",
+    )
+
+    class Meta:
+        ordering = ["model", "priority", "-weight", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "provider", "upstream_model"], name="route_unique_per_provider")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.public_id} → {self.provider.name}:{self.upstream_model}"

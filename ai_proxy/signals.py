@@ -1,0 +1,15 @@
+"""Any catalog change drops every instance's cached catalog snapshot."""
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from .catalog import catalog_cache
+from .models import CatalogModel, ModelAlias, Provider, Route
+
+
+@receiver([post_save, post_delete], sender=Provider)
+@receiver([post_save, post_delete], sender=CatalogModel)
+@receiver([post_save, post_delete], sender=ModelAlias)
+@receiver([post_save, post_delete], sender=Route)
+def _catalog_changed(sender, **kwargs) -> None:
+    catalog_cache.invalidate()

@@ -1,0 +1,174 @@
+"""State every gateway instance must share: cache version counters, route cool-downs, rate-limit
+windows, budget reservations.
+
+With REDIS_URL set it lives in Redis; otherwise in this process's memory (the embedded default
+runs one process, so that is still the whole truth). The request path uses the async methods;
+admin and management code (sync) use the `*_sync` ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+
+_PREFIX = "gw:"
+
+
+class _MemoryState:
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[Any, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str) -> Any:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        value, expires = item
+        if expires is not None and expires <= time.monotonic():
+            del self._data[key]
+            return None
+        return value
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            return self._live(key)
+
+    def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        with self._lock:
+            self._data[key] = (value, time.monotonic() + ttl if ttl else None)
+
+    def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        with self._lock:
+            current = self._live(key)
+            value = int(current or 0) + amount
+            if current is None:
+                expires = time.monotonic() + ttl if ttl else None
+            else:
+                expires = self._data[key][1]
+            self._data[key] = (value, expires)
+            return value
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+class SharedState:
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self._memory = _MemoryState() if not redis_url else None
+        self._sync_client = None
+        # redis.asyncio clients are bound to the loop that created them; one per loop.
+        self._async_clients: dict[int, Any] = {}
+
+    @property
+    def uses_redis(self) -> bool:
+        return self._memory is None
+
+    def _async_client(self):
+        loop_id = id(asyncio.get_running_loop())
+        client = self._async_clients.get(loop_id)
+        if client is None:
+            import redis.asyncio as aioredis
+
+            client = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
+            self._async_clients[loop_id] = client
+        return client
+
+    def _sync(self):
+        if self._sync_client is None:
+            import redis
+
+            self._sync_client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        return self._sync_client
+
+    # --- async, for the request path ---------------------------------------------------
+    async def get(self, key: str) -> str | None:
+        if self._memory is not None:
+            value = self._memory.get(key)
+            return None if value is None else str(value)
+        return await self._async_client().get(_PREFIX + key)
+
+    async def get_many(self, keys: list[str]) -> list[str | None]:
+        if self._memory is not None:
+            return [None if (v := self._memory.get(k)) is None else str(v) for k in keys]
+        return await self._async_client().mget([_PREFIX + k for k in keys])
+
+    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        if self._memory is not None:
+            self._memory.set(key, value, ttl)
+            return
+        await self._async_client().set(_PREFIX + key, value, px=int(ttl * 1000) if ttl else None)
+
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        if self._memory is not None:
+            return self._memory.incr(key, amount, ttl)
+        client = self._async_client()
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.incrby(_PREFIX + key, amount)
+            if ttl:
+                pipe.pexpire(_PREFIX + key, int(ttl * 1000), nx=True)
+            result = await pipe.execute()
+        return int(result[0])
+
+    async def delete(self, key: str) -> None:
+        if self._memory is not None:
+            self._memory.delete(key)
+            return
+        await self._async_client().delete(_PREFIX + key)
+
+    # --- sync, for admin, commands and signals ---------------------------------------------
+    def get_sync(self, key: str) -> str | None:
+        if self._memory is not None:
+            value = self._memory.get(key)
+            return None if value is None else str(value)
+        return self._sync().get(_PREFIX + key)
+
+    def incr_sync(self, key: str, amount: int = 1) -> int:
+        if self._memory is not None:
+            return self._memory.incr(key, amount)
+        return int(self._sync().incrby(_PREFIX + key, amount))
+
+    def delete_sync(self, key: str) -> None:
+        if self._memory is not None:
+            self._memory.delete(key)
+        else:
+            self._sync().delete(_PREFIX + key)
+
+    def clear_sync(self) -> None:
+        """Forget everything (tests). With Redis only the gateway's own keys go."""
+        if self._memory is not None:
+            self._memory.clear()
+            return
+        client = self._sync()
+        keys = list(client.scan_iter(match=_PREFIX + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+    def ping_sync(self) -> bool:
+        if self._memory is not None:
+            return True
+        return bool(self._sync().ping())
+
+    async def ping(self) -> bool:
+        if self._memory is not None:
+            return True
+        return bool(await self._async_client().ping())
+
+
+_state: SharedState | None = None
+
+
+def shared_state() -> SharedState:
+    global _state
+    if _state is None or _state.redis_url != settings.REDIS_URL:
+        _state = SharedState(settings.REDIS_URL)
+    return _state

@@ -1,0 +1,68 @@
+"""In-process caches that every instance drops within a second of a change anywhere.
+
+Each cache has a version counter in shared state (Redis in production). Writers bump it after
+their transaction commits (see the apps' signals); readers re-read it at most once every
+GATEWAY_CACHE_CHECK_SECONDS and clear their entries when it moved. So the request path pays one
+Redis GET a second per process, not a database query per request, and revocation is never
+"eventually".
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from .shared_state import shared_state
+
+_MAX_ENTRIES = 100_000
+
+
+class VersionedCache:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._key = f"version:{name}"
+        self._entries: dict[Any, Any] = {}
+        self._version: str | None = None
+        self._checked_at = float("-inf")
+
+    def _apply(self, version: str | None) -> None:
+        if version != self._version:
+            self._entries.clear()
+            self._version = version
+        self._checked_at = time.monotonic()
+
+    def _due(self) -> bool:
+        return time.monotonic() - self._checked_at >= settings.GATEWAY_CACHE_CHECK_SECONDS
+
+    async def refresh(self) -> None:
+        if self._due():
+            self._apply(await shared_state().get(self._key))
+
+    def refresh_sync(self) -> None:
+        if self._due():
+            self._apply(shared_state().get_sync(self._key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._entries.get(key, default)
+
+    def set(self, key: Any, value: Any) -> None:
+        if len(self._entries) >= _MAX_ENTRIES:
+            # A flood of unknown keys must not grow memory without bound.
+            self._entries.clear()
+        self._entries[key] = value
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._checked_at = float("-inf")
+
+    def invalidate(self) -> None:
+        """Bump the shared version once the current transaction commits, and drop our own copy."""
+
+        def bump() -> None:
+            shared_state().incr_sync(self._key)
+            self.clear()
+
+        transaction.on_commit(bump)

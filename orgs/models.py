@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+# Slugs appear inside keys (dm_<slug>_<env>_<secret>), so no underscores.
+slug_validator = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$",
+    "Use 1-40 lowercase letters, digits and hyphens (no underscores: the slug is part of API keys).",
+)
+hostname_validator = RegexValidator(
+    r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+    "Enter a lowercase hostname such as api.example.com.",
+)
+
+
+class Organization(models.Model):
+    class BudgetMode(models.TextChoices):
+        HARD = "hard", "Hard limit (requests refused)"
+        ALERT = "alert", "Alert only"
+
+    slug = models.CharField(max_length=40, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    alert_emails = models.TextField(blank=True, help_text="Comma-separated addresses for budget alerts.")
+    alert_webhook_url = models.URLField(blank=True)
+    allowed_models = models.ManyToManyField(
+        "ai_proxy.CatalogModel", blank=True, related_name="+", help_text="Empty means every enabled model."
+    )
+    monthly_budget_usd = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    budget_mode = models.CharField(max_length=10, choices=BudgetMode.choices, default=BudgetMode.HARD)
+    store_content = models.BooleanField(
+        default=False, help_text="Keep prompt and completion text in the usage ledger (off by default)."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+    @property
+    def alert_email_list(self) -> list[str]:
+        return [e.strip() for e in self.alert_emails.split(",") if e.strip()]
+
+
+class VanityDomain(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="domains")
+    hostname = models.CharField(max_length=253, unique=True, validators=[hostname_validator])
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+    def save(self, *args, **kwargs) -> None:
+        self.hostname = self.hostname.strip().lower()
+        super().save(*args, **kwargs)
+
+
+class ApiKey(models.Model):
+    class Environment(models.TextChoices):
+        PROD = "prod", "Production"
+        STAGING = "staging", "Staging"
+        DEV = "dev", "Development"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
+    label = models.CharField(max_length=200, blank=True)
+    environment = models.CharField(max_length=10, choices=Environment.choices, default=Environment.PROD)
+    # The visible start of the key (dm_<org>_<env>_ plus 8 secret characters): how operators
+    # and logs name a key without holding it.
+    prefix = models.CharField(max_length=80, unique=True, editable=False)
+    # SHA-256 of the whole key. Keys carry 238 bits of randomness, so a fast hash is enough:
+    # there is nothing to brute-force.
+    key_hash = models.CharField(max_length=64, editable=False)
+    last_four = models.CharField(max_length=4, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    rotated_from = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rotated_to"
+    )
+    allowed_models = models.ManyToManyField(
+        "ai_proxy.CatalogModel", blank=True, related_name="+", help_text="Empty means all the organization's models."
+    )
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute.")
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}…{self.last_four}"
+
+    def is_usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+    @property
+    def status(self) -> str:
+        now = timezone.now()
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        if self.expires_at is not None and hasattr(self, "rotated_to"):
+            return "rotating"
+        return "active"
+
+
+class AuditLog(models.Model):
+    """Who changed what and when; written in the same transaction as the change."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Kept as text too, so the row still says who after the user is deleted ("cli" for commands).
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=40)
+    object_type = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=300)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.object_type} {self.object_repr}"

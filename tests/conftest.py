@@ -1,0 +1,92 @@
+"""Shared fixtures. Named people as in healthchecks: Alice's org owns things, Charlie's is the outsider.
+
+`gateway_url` serves the real ASGI application over real HTTP on loopback (uvicorn in a thread, so
+it shares this process's local-memory state); tests that use it need committed data
+(`transactional_db`), because the server reads through its own database connections.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from ai_proxy.catalog import catalog_cache
+from gateway_site.shared_state import shared_state
+from orgs.selectors import key_cache
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_state():
+    shared_state().clear_sync()
+    key_cache.clear()
+    catalog_cache.clear()
+    yield
+    key_cache.clear()
+    catalog_cache.clear()
+
+
+@pytest.fixture
+def catalog(db):
+    from ai_proxy.seed import catalog_seed
+
+    catalog_seed()
+
+
+@pytest.fixture
+def alice_org(db):
+    from orgs.services import organization_create
+
+    return organization_create(slug="alice", name="Alice's App", domains=["api.alice.test"], actor="test")
+
+
+@pytest.fixture
+def charlie_org(db):
+    from orgs.services import organization_create
+
+    return organization_create(slug="charlie", name="Charlie's App", actor="test")
+
+
+@pytest.fixture
+def alice_key(alice_org):
+    from orgs.services import api_key_issue
+
+    return api_key_issue(organization=alice_org, label="alice server", actor="test").plaintext
+
+
+@pytest.fixture
+def charlie_key(charlie_org):
+    from orgs.services import api_key_issue
+
+    return api_key_issue(organization=charlie_org, label="charlie server", actor="test").plaintext
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture(scope="session")
+def gateway_url():
+    import uvicorn
+
+    from gateway_site.asgi import application
+
+    sock = _free_socket()
+    config = uvicorn.Config(application, lifespan="off", log_level="warning", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test gateway server did not start")
+        time.sleep(0.01)
+    host, port = sock.getsockname()
+    yield f"http://{host}:{port}"
+    server.should_exit = True
+    thread.join(timeout=5)
