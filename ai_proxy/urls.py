@@ -1,9 +1,18 @@
 from django.urls import path
 
-from . import views
+from . import proxy_views, views
 
 urlpatterns = [
     path("health", views.HealthApi.as_view(), name="health"),
     path("models", views.ModelListApi.as_view(), name="models"),
     path("models/<path:model_id>", views.ModelDetailApi.as_view(), name="model-detail"),
+    path("chat/completions", proxy_views.chat_completions, name="chat-completions"),
+    # Anthropic(base_url=".../api/ai/anthropic") calls /v1/messages; the AI SDK and the seed guide
+    # call /messages. Same view.
+    path("anthropic/v1/messages", proxy_views.anthropic_messages, name="anthropic-messages"),
+    path("anthropic/messages", proxy_views.anthropic_messages, name="anthropic-messages-short"),
+    path("anthropic/v1/messages/count_tokens", proxy_views.anthropic_messages_count_tokens, name="anthropic-count-tokens"),
+    path("anthropic/messages/count_tokens", proxy_views.anthropic_messages_count_tokens),
+    path("anthropic/v1/models", proxy_views.anthropic_models_list, name="anthropic-models"),
+    path("anthropic/v1/models/<path:model_id>", proxy_views.anthropic_model_detail, name="anthropic-model-detail"),
 ]

@@ -97,7 +97,13 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the ledger writer and readers work side by side; busy timeout instead of
     # "database is locked" under concurrent writes.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # Take the write lock at BEGIN: a deferred transaction that later tries to write
+            # fails at once with "database is locked" instead of waiting for the timeout.
+            "transaction_mode": "IMMEDIATE",
+        }
     )
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -90,3 +90,6 @@ def gateway_url():
     yield f"http://{host}:{port}"
     server.should_exit = True
     thread.join(timeout=5)
+
+
+from tests.fake_fixtures import fake_provider, fake_provider_session  # noqa: E402,F401

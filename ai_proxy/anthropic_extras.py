@@ -1,0 +1,84 @@
+"""Anthropic-format side endpoints: /v1/messages/count_tokens and /v1/models.
+
+count_tokens is native on Anthropic routes (the provider counts) and an estimate elsewhere
+(ai_proxy.tokens; the response says which in `x-gateway-token-count`). It costs nothing upstream,
+so it leaves no ledger row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import httpx
+import orjson
+from django.http import HttpRequest, HttpResponse
+
+from .catalog import ModelEntry, catalog_get
+from .errors import ANTHROPIC, GatewayError, error_response, new_request_id, request_id_headers
+from .messages_format import messages_count_tokens_validate
+from .proxy import _authenticate, _parse_body
+from .tokens import tokens_for_request
+from .upstream import _client_for, upstream_headers
+
+
+def _json(payload: dict, request_id: str, status: int = 200, extra: dict | None = None) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
+    for name, value in {**request_id_headers(request_id), **(extra or {})}.items():
+        response[name] = value
+    return response
+
+
+async def anthropic_count_tokens(request: HttpRequest) -> HttpResponse:
+    request_id = new_request_id()
+    try:
+        ctx = await _authenticate(request)
+        body = messages_count_tokens_validate(_parse_body(request))
+        model = (await catalog_get()).resolve(body["model"])
+        if model is None or not ctx.may_use(model.public_id):
+            raise GatewayError(404, f"model: {body['model']}", code="model_not_found", param="model")
+        for route in model.routes:
+            if route.provider.kind != "anthropic" or not route.provider.secret():
+                continue
+            try:
+                upstream = await _client_for(route).post(
+                    f"{route.provider.base_url}/v1/messages/count_tokens",
+                    content=orjson.dumps(dict(body, model=route.upstream_model)),
+                    headers=upstream_headers(route, request.headers),
+                    timeout=httpx.Timeout(route.provider.timeout, connect=route.provider.connect_timeout),
+                )
+            except httpx.TransportError:
+                continue
+            if upstream.status_code == 200:
+                return _json(upstream.json(), request_id, extra={"x-gateway-token-count": "provider"})
+            if upstream.status_code < 500 and upstream.status_code != 429:
+                raise GatewayError(upstream.status_code, f"The provider rejected the request: {upstream.text[:500]}")
+        estimate = tokens_for_request(body)
+        return _json({"input_tokens": estimate}, request_id, extra={"x-gateway-token-count": "estimate"})
+    except GatewayError as exc:
+        return error_response(exc, ANTHROPIC, request_id)
+
+
+def _model_json(m: ModelEntry) -> dict:
+    created = datetime.fromtimestamp(m.created, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return {"type": "model", "id": m.public_id, "display_name": m.display_name, "created_at": created}
+
+
+async def anthropic_models(request: HttpRequest, model_id: str | None) -> HttpResponse:
+    request_id = new_request_id()
+    try:
+        ctx = await _authenticate(request)
+        catalog = await catalog_get()
+        if model_id is not None:
+            model = catalog.resolve(model_id)
+            if model is None or not ctx.may_use(model.public_id):
+                raise GatewayError(404, f"model: {model_id}", code="model_not_found")
+            return _json(_model_json(model), request_id)
+        data = [_model_json(m) for m in catalog.models.values() if ctx.may_use(m.public_id)]
+        # has_more is always false: the SDK's auto-pagination would otherwise call again.
+        return _json(
+            {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+             "last_id": data[-1]["id"] if data else None},
+            request_id,
+        )
+    except GatewayError as exc:
+        return error_response(exc, ANTHROPIC, request_id)

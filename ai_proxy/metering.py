@@ -1,0 +1,97 @@
+"""The bridge from a finished proxy call to the billing ledger (billing.metering).
+
+Metering runs as a detached task: it must happen even when the client's request task is being
+cancelled (a disconnect mid-stream), and it must never hold up the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from billing.metering import UsageEvent, usage_record
+from billing.pricing import cost_compute, prices_from_model
+
+if TYPE_CHECKING:
+    from .proxy import ProxyCall
+
+logger = logging.getLogger(__name__)
+_pending: set[asyncio.Task] = set()
+
+
+def _event(call: "ProxyCall") -> UsageEvent:
+    usage = call.usage or {}
+    key = call.key
+    store = bool(key and key.store_content)
+    return UsageEvent(
+        request_id=call.request_id,
+        started_at=call.started_at,
+        endpoint=call.client_format,
+        organization_id=key.organization_id if key else None,
+        api_key_id=key.key_id if key else None,
+        public_model=call.model.public_id if call.model else call.requested_model[:100],
+        model_id=call.model.id if call.model else None,
+        provider=call.route.provider.name if call.route else "",
+        upstream_model=call.route.upstream_model if call.route else "",
+        route_id=call.route.id if call.route else None,
+        streamed=call.streamed,
+        status=call.status,
+        error_type=call.error_type,
+        prompt_tokens=usage.get("prompt_tokens", 0),
+        completion_tokens=usage.get("completion_tokens", 0),
+        cache_read_tokens=usage.get("cache_read_tokens", 0),
+        cache_write_tokens=usage.get("cache_write_tokens", 0),
+        tokens_estimated=call.tokens_estimated,
+        latency_ms=call.elapsed_ms(),
+        ttft_ms=call.ttft_ms,
+        client_ip=call.client_ip,
+        client_disconnected=call.client_disconnected,
+        prices=prices_from_model(call.model) if call.model else None,
+        prompt_text=_prompt_text(call) if store else None,
+        completion_text=call.completion_text if store else None,
+    )
+
+
+def _prompt_text(call: "ProxyCall") -> str | None:
+    import orjson
+
+    if not call.body:
+        return None
+    return orjson.dumps({k: call.body.get(k) for k in ("system", "messages") if k in call.body}).decode()
+
+
+def call_cost(call: "ProxyCall") -> Decimal | None:
+    if call.model is None or call.usage is None:
+        return None
+    prices = prices_from_model(call.model)
+    if prices is None:
+        return None
+    return cost_compute(
+        prompt_tokens=call.usage["prompt_tokens"],
+        completion_tokens=call.usage["completion_tokens"],
+        cache_read_tokens=call.usage["cache_read_tokens"],
+        cache_write_tokens=call.usage["cache_write_tokens"],
+        prices=prices,
+    )
+
+
+def call_meter(call: "ProxyCall") -> None:
+    event = _event(call)
+    task = asyncio.get_running_loop().create_task(usage_record(event))
+    _pending.add(task)
+    task.add_done_callback(_metered)
+
+
+def _metered(task: asyncio.Task) -> None:
+    _pending.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        # Never silent: a lost ledger row is a billing bug the operator must see.
+        logger.error("usage_record failed", exc_info=task.exception())
+
+
+async def metering_drain() -> None:
+    """Wait for every metering task this process started (graceful shutdown, tests)."""
+    while _pending:
+        await asyncio.gather(*list(_pending), return_exceptions=True)

@@ -1,0 +1,443 @@
+"""The request path for both chat endpoints: authenticate, parse, validate, resolve, route,
+forward (translating when the route's provider speaks the other format), stream back, meter.
+
+Client format is the endpoint's (`openai` for /chat/completions, `anthropic` for /messages);
+the upstream dialect is the route provider's (`mock` speaks OpenAI's). Failover happens only
+before the first byte reaches the client; after that, failures end the stream with an error
+event in the client's format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+import orjson
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
+
+from orgs.selectors import KeyContext, key_context_get, presented_key
+
+from .catalog import ModelEntry, RouteEntry, catalog_get
+from .chat_format import chat_request_validate
+from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id, request_id_headers
+from .messages_format import messages_request_validate
+from .metering import call_meter, call_cost
+from .routing import route_failed, route_succeeded, routes_for
+from .sse import SSEDecoder
+from .streams import ChatFromAnthropic, ChatPassThrough, Framer, MessagesFromChat, MessagesPassThrough
+from .tokens import tokens_for_request, tokens_for_text
+from .translate_to_anthropic import anthropic_to_chat_response, chat_to_anthropic_request
+from .translate_to_openai import anthropic_to_chat_request, chat_to_anthropic_response
+from .upstream import provider_error_message, upstream_send
+from .usage import usage_from_anthropic, usage_from_openai
+
+logger = logging.getLogger(__name__)
+
+_RETRYABLE = {408, 429, 500, 502, 503, 504, 529}
+
+
+@dataclass
+class ProxyCall:
+    """One request's facts as they become known; metering reads it at the end."""
+
+    request_id: str
+    client_format: str
+    started_at: datetime
+    t0: float
+    client_ip: str | None
+    key: KeyContext | None = None
+    requested_model: str = ""
+    model: ModelEntry | None = None
+    route: RouteEntry | None = None
+    streamed: bool = False
+    status: int = 0
+    error_type: str = ""
+    usage: dict | None = None
+    tokens_estimated: bool = False
+    ttft_ms: int | None = None
+    client_disconnected: bool = False
+    body: dict = field(default_factory=dict)
+    completion_text: str | None = None
+
+    def elapsed_ms(self) -> int:
+        return int((time.perf_counter() - self.t0) * 1000)
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _dialect(route: RouteEntry) -> str:
+    return ANTHROPIC if route.provider.kind == "anthropic" else OPENAI
+
+
+def _json_mode(body: dict) -> bool:
+    fmt = body.get("response_format")
+    return isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object")
+
+
+async def _authenticate(request: HttpRequest) -> KeyContext:
+    plaintext = presented_key(request.headers)
+    if not plaintext:
+        raise GatewayError(
+            401,
+            "Missing API key. Send it as `Authorization: Bearer dm_...` or `x-api-key: dm_...`.",
+            code="missing_api_key",
+        )
+    ctx = await key_context_get(plaintext)
+    if ctx is None:
+        raise GatewayError(401, "Invalid API key. Check the key you were issued (dm_...).", code="invalid_api_key")
+    reason = ctx.rejection()
+    if reason:
+        raise GatewayError(401, reason, code="invalid_api_key")
+    return ctx
+
+
+def _parse_body(request: HttpRequest) -> dict:
+    content_type = request.content_type or ""
+    if content_type != "application/json":
+        raise GatewayError(
+            400,
+            f"Content-Type must be application/json, got {content_type or 'none'}.",
+            code="invalid_content_type",
+        )
+    length = request.META.get("CONTENT_LENGTH")
+    limit = settings.GATEWAY_MAX_BODY_BYTES
+    if length and length.isdigit() and int(length) > limit:
+        raise GatewayError(
+            413, f"Request body is {int(length)} bytes; the limit is {limit} bytes.", code="request_too_large"
+        )
+    raw = request.body
+    if len(raw) > limit:
+        raise GatewayError(413, f"Request body is {len(raw)} bytes; the limit is {limit} bytes.", code="request_too_large")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(400, f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise GatewayError(400, "Request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+async def _resolve(call: ProxyCall) -> ModelEntry:
+    catalog = await catalog_get()
+    name = call.body["model"]
+    model = catalog.resolve(name)
+    if model is None:
+        raise GatewayError(
+            404,
+            f"The model `{name}` does not exist or you do not have access to it.",
+            code="model_not_found",
+            param="model",
+        )
+    if not call.key.may_use(model.public_id):
+        raise GatewayError(
+            403,
+            f"This API key may not use the model `{name}`. Ask the gateway operator to allow it.",
+            code="model_not_allowed",
+            param="model",
+        )
+    if not model.is_priced:
+        raise GatewayError(
+            503,
+            f"The model `{model.public_id}` has no price configured, so it cannot be metered; "
+            "the operator must set its prices in the catalog.",
+            code="model_not_priced",
+        )
+    return model
+
+
+def _upstream_body(call: ProxyCall, route: RouteEntry) -> dict:
+    body, model = call.body, call.model
+    dialect = _dialect(route)
+    if call.client_format == OPENAI and dialect == OPENAI:
+        out = dict(body, model=route.upstream_model)
+        if body.get("stream"):
+            # Always ask for usage: metering needs it even when the client did not.
+            out["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        return out
+    if call.client_format == OPENAI:
+        return chat_to_anthropic_request(
+            body,
+            upstream_model=route.upstream_model,
+            default_max_tokens=model.max_output_tokens,
+            drop_unsupported=route.drop_unsupported_params,
+        )
+    if dialect == ANTHROPIC:
+        return dict(body, model=route.upstream_model)
+    return anthropic_to_chat_request(
+        body, upstream_model=route.upstream_model, drop_unsupported=route.drop_unsupported_params
+    )
+
+
+def _client_response_body(call: ProxyCall, route: RouteEntry, data: dict) -> dict:
+    public = call.model.public_id if call.model else call.requested_model
+    requested = call.requested_model or public
+    dialect = _dialect(route)
+    if dialect == OPENAI:
+        call.usage = usage_from_openai(data.get("usage") or {}) if data.get("usage") else None
+    else:
+        call.usage = usage_from_anthropic(data.get("usage") or {}) if data.get("usage") else None
+    if call.client_format == OPENAI and dialect == OPENAI:
+        return dict(data, model=requested)
+    if call.client_format == OPENAI:
+        return anthropic_to_chat_response(data, model=requested, request_id=call.request_id, json_tool=_json_mode(call.body))
+    if dialect == ANTHROPIC:
+        return dict(data, model=requested)
+    return chat_to_anthropic_response(data, model=requested)
+
+
+def _framer(call: ProxyCall, route: RouteEntry) -> Framer:
+    requested = call.requested_model
+    dialect = _dialect(route)
+    include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
+    if call.client_format == OPENAI and dialect == OPENAI:
+        return ChatPassThrough(model=requested, include_usage=include_usage)
+    if call.client_format == OPENAI:
+        return ChatFromAnthropic(model=requested, include_usage=include_usage, json_tool=_json_mode(call.body))
+    if dialect == ANTHROPIC:
+        return MessagesPassThrough(model=requested)
+    return MessagesFromChat(model=requested, input_tokens_estimate=tokens_for_request(call.body))
+
+
+def _response_headers(call: ProxyCall) -> dict[str, str]:
+    headers = request_id_headers(call.request_id)
+    if call.model is not None:
+        headers["x-gateway-model"] = call.model.public_id
+    if call.route is not None:
+        headers["x-gateway-provider"] = call.route.provider.name
+    return headers
+
+
+class _RouteFailed(Exception):
+    def __init__(self, summary: str, status: int | None = None, retry_after: str | None = None) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.status = status
+        self.retry_after = retry_after
+
+
+async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> HttpResponse:
+    """One route. Raises _RouteFailed for failures worth failing over on, GatewayError for the rest."""
+    body = _upstream_body(call, route)
+    stream = bool(call.body.get("stream"))
+    try:
+        response = await upstream_send(route, body, stream=True, client_headers=request.headers)
+    except httpx.TimeoutException:
+        raise _RouteFailed(f"{route.provider.name}: timed out") from None
+    except httpx.TransportError as exc:
+        raise _RouteFailed(f"{route.provider.name}: connection failed ({type(exc).__name__})") from None
+
+    if response.status_code >= 400:
+        try:
+            raw = await response.aread()
+        except httpx.TransportError:
+            raw = b""
+        finally:
+            await response.aclose()
+        message = provider_error_message(response.status_code, raw)
+        if response.status_code in _RETRYABLE:
+            raise _RouteFailed(
+                f"{route.provider.name}: HTTP {response.status_code} ({message[:200]})",
+                status=response.status_code,
+                retry_after=response.headers.get("retry-after"),
+            )
+        # The client's own mistake, as the provider saw it: not retried, shown in the client's format.
+        raise GatewayError(
+            response.status_code,
+            f"The provider rejected the request: {message}",
+            code="upstream_invalid_request" if response.status_code < 500 else "upstream_error",
+        )
+
+    if not stream:
+        try:
+            raw = await response.aread()
+        except httpx.TimeoutException:
+            raise _RouteFailed(f"{route.provider.name}: timed out reading the response") from None
+        except httpx.TransportError as exc:
+            raise _RouteFailed(f"{route.provider.name}: response failed ({type(exc).__name__})") from None
+        finally:
+            await response.aclose()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise _RouteFailed(f"{route.provider.name}: answered with invalid JSON") from None
+        payload = _client_response_body(call, route, data)
+        call.status = 200
+        if call.usage is None:
+            call.usage = _estimated_usage(call, payload)
+        headers = _response_headers(call)
+        cost = call_cost(call)
+        if cost is not None:
+            headers["x-gateway-cost-usd"] = format(cost, "f")
+        out = HttpResponse(orjson.dumps(payload), content_type="application/json")
+        for name, value in headers.items():
+            out[name] = value
+        return out
+
+    # Streaming: read the first bytes before committing to this route, so a provider that
+    # accepts the connection and then fails still fails over.
+    iterator = response.aiter_raw()
+    try:
+        first = await iterator.__anext__()
+    except StopAsyncIteration:
+        await response.aclose()
+        raise _RouteFailed(f"{route.provider.name}: empty stream") from None
+    except httpx.TimeoutException:
+        await response.aclose()
+        raise _RouteFailed(f"{route.provider.name}: timed out before the first byte") from None
+    except httpx.TransportError as exc:
+        await response.aclose()
+        raise _RouteFailed(f"{route.provider.name}: stream failed ({type(exc).__name__})") from None
+
+    call.streamed = True
+    call.status = 200
+    framer = _framer(call, route)
+    out = StreamingHttpResponse(_relay(call, response, first, iterator, framer), content_type="text/event-stream")
+    out["cache-control"] = "no-cache"
+    out["x-accel-buffering"] = "no"  # nginx must not buffer the stream
+    for name, value in _response_headers(call).items():
+        out[name] = value
+    return out
+
+
+def _estimated_usage(call: ProxyCall, payload: dict | None = None, text_chars: int = 0) -> dict:
+    call.tokens_estimated = True
+    completion = tokens_for_text("x" * text_chars) if text_chars else 0
+    if payload is not None:
+        completion = tokens_for_text(orjson.dumps(payload.get("choices") or payload.get("content") or "").decode())
+    return {
+        "prompt_tokens": tokens_for_request(call.body),
+        "completion_tokens": completion,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+    }
+
+
+async def _relay(call: ProxyCall, response: httpx.Response, first: bytes, iterator, framer: Framer):
+    decoder = SSEDecoder()
+    try:
+        chunk: bytes | None = first
+        while chunk is not None:
+            for event in decoder.feed(chunk):
+                out = framer.feed(event)
+                if out:
+                    if call.ttft_ms is None:
+                        call.ttft_ms = call.elapsed_ms()
+                    yield out
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                chunk = None
+        for event in decoder.flush():
+            out = framer.feed(event)
+            if out:
+                yield out
+        tail = framer.end()
+        if not framer.complete:
+            call.error_type = "upstream_stream_error"
+            call.status = 502
+        if tail:
+            yield tail
+    except (httpx.TransportError, httpx.StreamError) as exc:
+        call.error_type = "upstream_stream_error"
+        call.status = 502
+        name = call.route.provider.name if call.route else "provider"
+        yield framer.error(f"The provider ({name}) failed mid-stream: {type(exc).__name__}. The response is incomplete.")
+    except (asyncio.CancelledError, GeneratorExit):
+        call.client_disconnected = True
+        call.error_type = call.error_type or "client_disconnected"
+        raise
+    finally:
+        if framer.upstream_error and not call.error_type:
+            call.error_type = "upstream_stream_error"
+            call.status = 502
+        call.usage = framer.usage
+        if call.usage is None or (not framer.complete and call.usage.get("completion_tokens", 0) == 0):
+            estimated = _estimated_usage(call, text_chars=framer.text_chars)
+            if call.usage:
+                estimated["prompt_tokens"] = call.usage["prompt_tokens"] or estimated["prompt_tokens"]
+            call.usage = estimated
+        call_meter(call)
+        try:
+            await response.aclose()
+        except BaseException:  # closing a dead connection must not mask the real outcome
+            pass
+
+
+def _all_failed(model: ModelEntry, failures: list[_RouteFailed]) -> GatewayError:
+    summary = "; ".join(f.summary for f in failures)
+    if failures and all(f.status == 429 for f in failures):
+        # Every provider is rate-limiting us: say so as a 429 the SDKs back off and retry on.
+        retry_after = next((f.retry_after for f in failures if f.retry_after and f.retry_after.isdigit()), "1")
+        retry_after = str(min(int(retry_after), 60))
+        return GatewayError(
+            429,
+            f"Every route for model `{model.public_id}` is rate limited by its provider: {summary}.",
+            code="upstream_rate_limited",
+            headers={"retry-after": retry_after},
+        )
+    return GatewayError(
+        502, f"Every route for model `{model.public_id}` failed: {summary}.", code="upstream_unavailable"
+    )
+
+
+async def proxy_handle(request: HttpRequest, client_format: str) -> HttpResponse:
+    call = ProxyCall(
+        request_id=new_request_id(),
+        client_format=client_format,
+        started_at=timezone.now(),
+        t0=time.perf_counter(),
+        client_ip=_client_ip(request),
+    )
+    try:
+        call.key = await _authenticate(request)
+        call.body = _parse_body(request)
+        if isinstance(call.body.get("model"), str):
+            call.requested_model = call.body["model"]
+        if client_format == OPENAI:
+            chat_request_validate(call.body)
+        else:
+            messages_request_validate(call.body)
+        call.streamed = bool(call.body.get("stream"))
+        call.model = await _resolve(call)
+        routes = await routes_for(call.model)
+        failures: list[_RouteFailed] = []
+        for route in routes:
+            call.route = route
+            try:
+                response = await _attempt(call, route, request)
+            except _RouteFailed as failure:
+                failures.append(failure)
+                logger.warning("route failed request_id=%s %s", call.request_id, failure.summary)
+                await route_failed(route)
+                continue
+            await route_succeeded(route)
+            if not call.streamed:
+                call_meter(call)
+            return response
+        raise _all_failed(call.model, failures)
+    except GatewayError as exc:
+        call.status = exc.status
+        call.error_type = exc.code or exc.openai_type()
+        call_meter(call)
+        response = error_response(exc, client_format, call.request_id)
+        if call.model is not None:
+            response["x-gateway-model"] = call.model.public_id
+        return response
+    except Exception:
+        logger.exception("unexpected error request_id=%s", call.request_id)
+        call.status = 500
+        call.error_type = "internal_error"
+        call_meter(call)
+        return error_response(
+            GatewayError(500, f"Internal gateway error (request {call.request_id}). The operator can find it in the logs."),
+            client_format,
+            call.request_id,
+        )

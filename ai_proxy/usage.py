@@ -1,0 +1,32 @@
+"""Provider usage in one shape for metering.
+
+`prompt_tokens` is the total input (OpenAI's convention); cache reads and writes are subsets of it.
+Anthropic reports them *beside* input_tokens, so they are added back here.
+"""
+
+from __future__ import annotations
+
+
+def _int(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def usage_from_openai(usage: dict) -> dict:
+    details = usage.get("prompt_tokens_details") or {}
+    return {
+        "prompt_tokens": _int(usage.get("prompt_tokens")),
+        "completion_tokens": _int(usage.get("completion_tokens")),
+        "cache_read_tokens": _int(details.get("cached_tokens")),
+        "cache_write_tokens": _int(details.get("cache_write_tokens")),
+    }
+
+
+def usage_from_anthropic(usage: dict) -> dict:
+    cache_read = _int(usage.get("cache_read_input_tokens"))
+    cache_write = _int(usage.get("cache_creation_input_tokens"))
+    return {
+        "prompt_tokens": _int(usage.get("input_tokens")) + cache_read + cache_write,
+        "completion_tokens": _int(usage.get("output_tokens")),
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": cache_write,
+    }

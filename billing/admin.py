@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+from django.utils.functional import cached_property
+
+from ai_proxy.models import CatalogModel
+
+from .models import DailyUsage, RollupDay, UsageRecord
+from .selectors import usage_groups
+from .services import utc_today
+
+# The changelist shows "more than this many" instead of counting the whole ledger.
+_COUNT_CAP = 10_000
+
+
+class CappedCountPaginator(Paginator):
+    """COUNT(*) over a LIMITed subquery: bounded work however big the ledger grows."""
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list.order_by()[:_COUNT_CAP].count()
+
+
+class ModelNameFilter(admin.SimpleListFilter):
+    # Choices from the catalog, not SELECT DISTINCT over the ledger.
+    title = "model"
+    parameter_name = "model_name"
+
+    def lookups(self, request, model_admin):
+        return [(m, m) for m in CatalogModel.objects.order_by("public_id").values_list("public_id", flat=True)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(model_name=self.value()) if self.value() else queryset
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status_class"
+
+    def lookups(self, request, model_admin):
+        return [("ok", "2xx success"), ("4xx", "4xx client error"), ("429", "429 limited"), ("5xx", "5xx provider/server")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "ok":
+            return queryset.filter(status__lt=400)
+        if value == "4xx":
+            return queryset.filter(status__gte=400, status__lt=500)
+        if value == "429":
+            return queryset.filter(status=429)
+        if value == "5xx":
+            return queryset.filter(status__gte=500)
+        return queryset
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at", "organization", "api_key", "model_name", "endpoint", "streamed", "status",
+        "prompt_tokens", "completion_tokens", "tokens_estimated", "cost", "latency_ms",
+    )
+    list_filter = ("organization", "api_key", ModelNameFilter, StatusFilter, "endpoint", "streamed", "tokens_estimated")
+    list_select_related = ("organization", "api_key")
+    search_fields = ("=request_id",)
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    list_per_page = 100
+    ordering = ("-created_at",)
+
+    # The ledger is history: viewable, never edited by hand.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+def usage_csv_response(groups, filename: str) -> HttpResponse:
+    """CSV of usage per organization, day and model (keys summed together)."""
+    from orgs.models import Organization
+
+    merged: dict[tuple, list] = {}
+    for g in groups:
+        row = merged.setdefault((g.organization_id, g.day, g.model_name), [0, 0, 0, 0, 0, 0, 0, 0])
+        for i, value in enumerate(
+            (g.requests, g.error_requests, g.prompt_tokens, g.completion_tokens, g.cache_read_tokens,
+             g.cache_write_tokens, g.total_tokens, g.cost)
+        ):
+            row[i] += value
+    slugs = dict(Organization.objects.filter(pk__in={k[0] for k in merged}).values_list("pk", "slug"))
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(
+        ["organization", "day", "model", "requests", "error_requests", "prompt_tokens", "completion_tokens",
+         "cache_read_tokens", "cache_write_tokens", "total_tokens", "cost_usd"]
+    )
+    for (org_id, day, model), values in sorted(merged.items(), key=lambda i: (slugs.get(i[0][0], ""), i[0][1], i[0][2])):
+        writer.writerow([slugs.get(org_id, ""), day.isoformat(), model, *values[:7], str(values[7])])
+    return response
+
+
+@admin.register(DailyUsage)
+class DailyUsageAdmin(admin.ModelAdmin):
+    list_display = ("day", "organization", "api_key", "model_name", "requests", "error_requests",
+                    "prompt_tokens", "completion_tokens", "cost")
+    list_filter = ("organization", ModelNameFilter)
+    list_select_related = ("organization", "api_key")
+    date_hierarchy = "day"
+    actions = ["export_csv"]
+
+    def get_urls(self):
+        extra = [path("export.csv", self.admin_site.admin_view(self.export_view), name="billing_usage_export")]
+        return extra + super().get_urls()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Export selected as CSV (organization, day, model)")
+    def export_csv(self, request, queryset):
+        from .selectors import UsageGroup
+
+        groups = [
+            UsageGroup(
+                organization_id=d.organization_id, day=d.day, api_key_id=d.api_key_id, model_name=d.model_name,
+                requests=d.requests, error_requests=d.error_requests, prompt_tokens=d.prompt_tokens,
+                completion_tokens=d.completion_tokens, cache_read_tokens=d.cache_read_tokens,
+                cache_write_tokens=d.cache_write_tokens, cost=d.cost,
+            )
+            for d in queryset
+        ]
+        return usage_csv_response(groups, "usage.csv")
+
+    def export_view(self, request):
+        """/admin/billing/dailyusage/export.csv?from_date=&to_date=&organization=<slug>: includes
+        days not rolled up yet (today), read from the ledger."""
+        from orgs.models import Organization
+
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        today = utc_today()
+        try:
+            from_date = dt.date.fromisoformat(request.GET.get("from_date") or today.replace(day=1).isoformat())
+            to_date = dt.date.fromisoformat(request.GET.get("to_date") or today.isoformat())
+        except ValueError:
+            return HttpResponse("from_date and to_date must be YYYY-MM-DD", status=400, content_type="text/plain")
+        org_id = None
+        if request.GET.get("organization"):
+            org_id = Organization.objects.filter(slug=request.GET["organization"]).values_list("pk", flat=True).first()
+            if org_id is None:
+                return HttpResponse("unknown organization", status=400, content_type="text/plain")
+        groups = usage_groups(from_date=from_date, to_date=to_date, organization_id=org_id)
+        return usage_csv_response(groups, f"usage-{from_date}-{to_date}.csv")
+
+
+@admin.register(RollupDay)
+class RollupDayAdmin(admin.ModelAdmin):
+    list_display = ("day", "rolled_up_at", "ledger_rows", "pruned_at")
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -1,0 +1,459 @@
+"""Metering: one ledger row per request, recorded off the hot path and never lost.
+
+`usage_record` prices the request and hands the row to a buffer; it never touches the database.
+- With REDIS_URL the buffer is a Redis list, so it survives a gateway restart. Drainers (the
+  `ledger_drain` Celery task and a background task in every gateway process) claim batches with a
+  Lua script that moves them to a per-claim "in flight" list, insert them, then drop the claim. A
+  failed insert puts the rows back; a drainer that died mid-batch has its claim re-queued after
+  STALE_CLAIM_SECONDS. The insert ignores conflicts on the unique request_id, so rows that do get
+  replayed are never billed twice.
+- Without Redis (the embedded single-process default) it is an in-process deque flushed every
+  FLUSH_SECONDS or FLUSH_ROWS rows, and at shutdown (the ASGI lifespan hook in gateway_site.asgi,
+  plus an atexit fallback).
+If Redis is unreachable, rows fall back to the in-process buffer rather than being dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import ipaddress
+import logging
+import threading
+import time
+import uuid
+import weakref
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, connection, connections, transaction
+
+from .pricing import Prices, cost_compute
+
+logger = logging.getLogger(__name__)
+
+LEDGER_KEY = "gw:billing:ledger"
+CLAIMS_KEY = "gw:billing:ledger:claims"
+INFLIGHT_PREFIX = "gw:billing:ledger:inflight:"
+BATCH_ROWS = 500
+FLUSH_SECONDS = 0.5
+FLUSH_ROWS = 200
+STALE_CLAIM_SECONDS = 300
+# After a Redis error the hot path writes to memory for this long instead of waiting on Redis again.
+_REDIS_RETRY_SECONDS = 5.0
+
+# Atomic so that two drainers never take the same rows and a crash mid-batch loses none.
+_CLAIM_LUA = """
+local items = redis.call('LPOP', KEYS[1], ARGV[1])
+if not items then return {} end
+redis.call('RPUSH', KEYS[2], unpack(items))
+redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+return items
+"""
+_REQUEUE_LUA = """
+local items = redis.call('LRANGE', KEYS[2], 0, -1)
+for i = #items, 1, -1 do redis.call('LPUSH', KEYS[1], items[i]) end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], KEYS[2])
+return #items
+"""
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    request_id: str
+    started_at: datetime
+    endpoint: str  # "openai" | "anthropic"
+    organization_id: int | None  # None only when authentication failed
+    api_key_id: int | None
+    public_model: str  # what the client asked for, "" if absent
+    model_id: int | None
+    provider: str
+    upstream_model: str
+    route_id: int | None
+    streamed: bool
+    status: int
+    error_type: str  # "" on success
+    prompt_tokens: int = 0  # total input, cached included (OpenAI convention)
+    completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    tokens_estimated: bool = False
+    latency_ms: int = 0
+    ttft_ms: int | None = None
+    client_ip: str | None = None
+    client_disconnected: bool = False
+    prices: Prices | None = None
+    prompt_text: str | None = None  # only when the organization's store_content is on
+    completion_text: str | None = None
+
+
+# Rows not yet in the database (memory mode, or Redis unreachable). deque appends are thread-safe.
+_buffer: deque[dict[str, Any]] = deque()
+# Held while a batch is between its buffer and a committed insert, so ledger_flush_sync() returns
+# only after this process's in-flight rows are in the database.
+_write_lock = threading.Lock()
+# Drains from async code run on one dedicated thread: one database connection per process for
+# the ledger, however many event loops record into it.
+_drain_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-ledger")
+_flushers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> Task
+_wakeups: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> asyncio.Event
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> redis.asyncio.Redis
+_sync_client: tuple[str, Any] | None = None
+_redis_down_until = 0.0
+_last_stale_check = 0.0
+
+
+def _row(event: UsageEvent, cost: Decimal) -> dict[str, Any]:
+    if event.started_at.tzinfo is None:
+        raise ValueError("UsageEvent.started_at must be an aware (UTC) datetime")
+    prices = event.prices
+    return {
+        "request_id": event.request_id,
+        "created_at": event.started_at,
+        "endpoint": event.endpoint,
+        "organization_id": event.organization_id,
+        "api_key_id": event.api_key_id,
+        "requested_model": event.public_model,
+        "model_id": event.model_id,
+        "provider": event.provider,
+        "upstream_model": event.upstream_model,
+        "route_id": event.route_id,
+        "streamed": event.streamed,
+        "status": event.status,
+        "error_type": event.error_type,
+        "prompt_tokens": event.prompt_tokens,
+        "completion_tokens": event.completion_tokens,
+        "cache_read_tokens": event.cache_read_tokens,
+        "cache_write_tokens": event.cache_write_tokens,
+        "tokens_estimated": event.tokens_estimated,
+        "cost": cost,
+        "input_price": prices.input if prices else None,
+        "output_price": prices.output if prices else None,
+        "cache_read_price": prices.cache_read if prices else None,
+        "cache_write_price": prices.cache_write if prices else None,
+        "latency_ms": event.latency_ms,
+        "ttft_ms": event.ttft_ms,
+        "client_ip": event.client_ip,
+        "client_disconnected": event.client_disconnected,
+        "prompt_text": event.prompt_text,
+        "completion_text": event.completion_text,
+    }
+
+
+def _cost(event: UsageEvent) -> Decimal:
+    return cost_compute(
+        prompt_tokens=event.prompt_tokens,
+        completion_tokens=event.completion_tokens,
+        cache_read_tokens=event.cache_read_tokens,
+        cache_write_tokens=event.cache_write_tokens,
+        prices=event.prices,
+    )
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)  # as a string: a float would round the money
+    raise TypeError(f"cannot encode {type(value).__name__} in a ledger row")
+
+
+def _encode(row: dict[str, Any]) -> bytes:
+    return orjson.dumps(row, default=_json_default)
+
+
+def _redis_usable() -> bool:
+    return bool(settings.REDIS_URL) and time.monotonic() >= _redis_down_until
+
+
+def _redis_failed(exc: BaseException) -> None:
+    global _redis_down_until
+    _redis_down_until = time.monotonic() + _REDIS_RETRY_SECONDS
+    logger.warning("ledger: Redis unavailable (%s); buffering usage rows in memory", type(exc).__name__)
+
+
+def _async_redis():
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None or client._gateway_url != settings.REDIS_URL:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=5)
+        client._gateway_url = settings.REDIS_URL
+        _async_clients[loop] = client
+    return client
+
+
+def _sync_redis():
+    global _sync_client
+    if _sync_client is None or _sync_client[0] != settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=10)
+        client._claim = client.register_script(_CLAIM_LUA)
+        client._requeue = client.register_script(_REQUEUE_LUA)
+        _sync_client = (settings.REDIS_URL, client)
+    return _sync_client[1]
+
+
+async def usage_record(event: UsageEvent) -> Decimal:
+    """Price the request and buffer its ledger row; returns the cost. Never waits on the database."""
+    cost = _cost(event)
+    row = _row(event, cost)
+    if _redis_usable():
+        import redis
+
+        try:
+            await _async_redis().rpush(LEDGER_KEY, _encode(row))
+        except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
+            _redis_failed(exc)
+            _buffer.append(row)
+    else:
+        _buffer.append(row)
+    _flusher_ensure()
+    return cost
+
+
+def usage_record_sync(event: UsageEvent) -> Decimal:
+    """usage_record for sync callers. Rows reach the database at the next flush or drain."""
+    cost = _cost(event)
+    row = _row(event, cost)
+    if _redis_usable():
+        import redis
+
+        try:
+            _sync_redis().rpush(LEDGER_KEY, _encode(row))
+            return cost
+        except (redis.RedisError, OSError) as exc:
+            _redis_failed(exc)
+    _buffer.append(row)
+    return cost
+
+
+# --- the background flusher (one asyncio task per event loop, started on first use) -----------
+
+
+def _flusher_ensure() -> None:
+    loop = asyncio.get_running_loop()
+    task = _flushers.get(loop)
+    if task is None or task.done():
+        _wakeups[loop] = asyncio.Event()
+        _flushers[loop] = loop.create_task(_flusher_run(_wakeups[loop]), name="billing-ledger-flusher")
+    elif len(_buffer) >= FLUSH_ROWS:
+        _wakeups[loop].set()
+
+
+async def _flusher_run(wakeup: asyncio.Event) -> None:
+    failures = 0
+    while True:
+        try:
+            await asyncio.wait_for(wakeup.wait(), FLUSH_SECONDS)
+        except asyncio.TimeoutError:
+            pass
+        wakeup.clear()
+        try:
+            await sync_to_async(_drain, thread_sensitive=False, executor=_drain_executor)(max_batches=20)
+            failures = 0
+        except Exception:
+            # Rows stay buffered (or go back to Redis); back off so a database outage isn't a log flood.
+            failures += 1
+            logger.exception("ledger: flush failed (attempt %d); rows kept for the next attempt", failures)
+            await asyncio.sleep(min(30.0, FLUSH_SECONDS * 2**failures))
+
+
+# --- draining into the database -------------------------------------------------------------
+
+
+def _drain(*, max_batches: int | None = None) -> int:
+    """Write buffered rows (memory, then Redis) to the database. Returns rows handled."""
+    if not connection.in_atomic_block:
+        close_old_connections()  # a flusher thread must not keep reusing a connection that died
+    handled = 0
+    error: Exception | None = None
+    with _write_lock:
+        try:
+            handled += _drain_memory(max_batches)
+        except Exception as exc:
+            error = exc
+        if settings.REDIS_URL:
+            try:
+                handled += _drain_redis(max_batches)
+            except Exception as exc:
+                error = error or exc
+    if error is not None:
+        raise error
+    return handled
+
+
+def _drain_memory(max_batches: int | None) -> int:
+    handled = batches = 0
+    while _buffer and (max_batches is None or batches < max_batches):
+        batch = []
+        while _buffer and len(batch) < BATCH_ROWS:
+            batch.append(_buffer.popleft())
+        try:
+            _insert(batch)
+        except Exception:
+            _buffer.extendleft(reversed(batch))
+            raise
+        handled += len(batch)
+        batches += 1
+    return handled
+
+
+def _drain_redis(max_batches: int | None) -> int:
+    client = _sync_redis()
+    _requeue_stale(client)
+    handled = batches = 0
+    while max_batches is None or batches < max_batches:
+        inflight = INFLIGHT_PREFIX + uuid.uuid4().hex
+        keys = [LEDGER_KEY, inflight, CLAIMS_KEY]
+        items = client._claim(keys=keys, args=[BATCH_ROWS, time.time()])
+        if not items:
+            break
+        try:
+            _insert([orjson.loads(item) for item in items])
+        except Exception:
+            client._requeue(keys=keys)
+            raise
+        with client.pipeline(transaction=True) as pipe:
+            pipe.delete(inflight)
+            pipe.zrem(CLAIMS_KEY, inflight)
+            pipe.execute()
+        handled += len(items)
+        batches += 1
+    return handled
+
+
+def _requeue_stale(client, *, force: bool = False) -> int:
+    """Put back batches claimed by a drainer that died before finishing them."""
+    global _last_stale_check
+    now = time.time()
+    if not force and now - _last_stale_check < 60:
+        return 0
+    _last_stale_check = now
+    requeued = 0
+    for inflight in client.zrangebyscore(CLAIMS_KEY, "-inf", now - STALE_CLAIM_SECONDS):
+        requeued += client._requeue(keys=[LEDGER_KEY, inflight, CLAIMS_KEY])
+    if requeued:
+        logger.warning("ledger: re-queued %d rows from abandoned drain batches", requeued)
+    return requeued
+
+
+_TEXT_LIMITS = {"request_id": 64, "requested_model": 200, "provider": 60, "upstream_model": 200, "error_type": 60}
+_COUNTS = ("prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "latency_ms")
+_MONEY = ("cost", "input_price", "output_price", "cache_read_price", "cache_write_price")
+
+
+def _instance(row: dict[str, Any]):
+    from .models import UsageRecord
+
+    data = dict(row)
+    created = data["created_at"]
+    data["created_at"] = datetime.fromisoformat(created) if isinstance(created, str) else created
+    for name in _MONEY:
+        if data[name] is not None:
+            data[name] = Decimal(str(data[name]))
+    # Client-supplied strings are cut to the column, so one odd request can't poison a batch.
+    for name, limit in _TEXT_LIMITS.items():
+        data[name] = (data[name] or "")[:limit]
+    for name in _COUNTS:
+        data[name] = max(0, int(data[name] or 0))
+    if data["ttft_ms"] is not None:
+        data["ttft_ms"] = max(0, int(data["ttft_ms"]))
+    data["client_ip"] = _valid_ip(data["client_ip"])
+    data["model_name"] = data["requested_model"][:200]
+    return UsageRecord(**data)
+
+
+def _valid_ip(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def _insert(rows: list[dict[str, Any]]) -> None:
+    from ai_proxy.models import CatalogModel
+
+    from .models import UsageRecord
+
+    records = [_instance(row) for row in rows]
+    model_ids = {r.model_id for r in records if r.model_id is not None}
+    if model_ids:
+        names = dict(CatalogModel.objects.filter(pk__in=model_ids).values_list("pk", "public_id"))
+        for r in records:
+            r.model_name = names.get(r.model_id, r.model_name)
+    try:
+        with transaction.atomic():
+            UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
+    except IntegrityError:
+        # An organization or key deleted after its request: keep the row (the money happened),
+        # drop only the dangling link, and try once more.
+        _unlink_missing(records)
+        with transaction.atomic():
+            UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
+
+
+def _unlink_missing(records: list) -> None:
+    from orgs.models import ApiKey, Organization
+
+    orgs = set(
+        Organization.objects.filter(pk__in={r.organization_id for r in records}).values_list("pk", flat=True)
+    )
+    keys = set(ApiKey.objects.filter(pk__in={r.api_key_id for r in records}).values_list("pk", flat=True))
+    for r in records:
+        if r.organization_id not in orgs:
+            r.organization_id = None
+        if r.api_key_id not in keys:
+            r.api_key_id = None
+
+
+def ledger_flush_sync() -> int:
+    """Write everything buffered now (and wait for this process's in-flight batch). Returns rows written."""
+    return _drain()
+
+
+async def ledger_flush() -> int:
+    return await sync_to_async(_drain, thread_sensitive=False, executor=_drain_executor)()
+
+
+def ledger_connections_close() -> None:
+    """Close the drain thread's database connection (at shutdown, and so test databases can be dropped)."""
+    _drain_executor.submit(connections.close_all).result()
+
+
+def ledger_drain_sync(*, max_batches: int | None = 200) -> int:
+    """One drain pass for the Celery task: bounded, so a huge backlog is spread over runs."""
+    if settings.REDIS_URL:
+        _requeue_stale(_sync_redis(), force=True)
+    return _drain(max_batches=max_batches)
+
+
+def ledger_pending_sync() -> int:
+    """Rows buffered but not yet in the database (this process's memory plus the shared Redis list)."""
+    pending = len(_buffer)
+    if settings.REDIS_URL:
+        pending += int(_sync_redis().llen(LEDGER_KEY))
+    return pending
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    # Last resort for a process that exits without the ASGI lifespan shutdown (memory mode only:
+    # Redis-buffered rows survive the process anyway).
+    if not _buffer:
+        return
+    try:
+        with _write_lock:
+            _drain_memory(None)
+    except Exception:
+        logger.exception("ledger: %d usage rows could not be written at exit", len(_buffer))

@@ -1,0 +1,103 @@
+"""Writes on usage: the daily roll-up and ledger retention (run by the Celery tasks in tasks.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .models import DailyUsage, RollupDay, UsageRecord
+from .selectors import day_start, ledger_groups
+
+logger = logging.getLogger(__name__)
+
+# A day is rolled up automatically only this long after it ends, so requests that started before
+# midnight and were recorded after it (long streams, buffered rows) are in it.
+ROLLUP_SETTLE = dt.timedelta(hours=1)
+DEFAULT_RETENTION_DAYS = 90
+
+
+def utc_today() -> dt.date:
+    return timezone.now().astimezone(dt.timezone.utc).date()
+
+
+def usage_rollup_day(*, day: dt.date) -> int:
+    """Replace the day's DailyUsage rows with fresh sums of its ledger rows. Idempotent.
+
+    Returns the number of roll-up rows written. Refuses today (still open) and days whose ledger
+    rows retention already deleted (their roll-up is all that is left of them).
+    """
+    if day >= utc_today():
+        raise ValueError(f"{day} is not over yet (UTC); only closed days can be rolled up")
+    start, end = day_start(day), day_start(day + dt.timedelta(days=1))
+    with transaction.atomic():
+        marker = RollupDay.objects.select_for_update().filter(day=day).first()
+        if marker is not None and marker.pruned_at is not None:
+            logger.info("billing: %s was pruned; keeping its roll-up as is", day)
+            return 0
+        ledger = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+        groups = list(ledger_groups(ledger))
+        DailyUsage.objects.filter(day=day).delete()
+        DailyUsage.objects.bulk_create(
+            DailyUsage(
+                day=day,
+                organization_id=g.organization_id,
+                api_key_id=g.api_key_id,
+                model_name=g.model_name,
+                requests=g.requests,
+                error_requests=g.error_requests,
+                prompt_tokens=g.prompt_tokens,
+                completion_tokens=g.completion_tokens,
+                cache_read_tokens=g.cache_read_tokens,
+                cache_write_tokens=g.cache_write_tokens,
+                cost=g.cost,
+            )
+            for g in groups
+        )
+        RollupDay.objects.update_or_create(
+            day=day, defaults={"rolled_up_at": timezone.now(), "ledger_rows": sum(g.requests for g in groups)}
+        )
+    return len(groups)
+
+
+def usage_rollup_due() -> list[dt.date]:
+    """Closed days to roll up now: every settled day after the last rolled-up one, plus the most
+    recent settled day again (cheap, and it picks up rows recorded late)."""
+    now = timezone.now()
+    last_settled = (now - ROLLUP_SETTLE).astimezone(dt.timezone.utc).date() - dt.timedelta(days=1)
+    last_rolled = RollupDay.objects.order_by("-day").values_list("day", flat=True).first()
+    if last_rolled is not None:
+        first = min(last_rolled, last_settled)
+    else:
+        oldest = UsageRecord.objects.order_by("created_at").values_list("created_at", flat=True).first()
+        if oldest is None:
+            return []
+        first = oldest.astimezone(dt.timezone.utc).date()
+    days = []
+    day = first
+    while day <= last_settled:
+        days.append(day)
+        day += dt.timedelta(days=1)
+    return days
+
+
+def ledger_retention_apply(*, today: dt.date | None = None) -> int:
+    """Delete raw ledger rows older than BILLING_LEDGER_RETENTION_DAYS, only for rolled-up days.
+
+    Returns the number of ledger rows deleted. A day that was never rolled up keeps its rows.
+    """
+    keep_days = getattr(settings, "BILLING_LEDGER_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)
+    cutoff = (today or utc_today()) - dt.timedelta(days=keep_days)
+    deleted = 0
+    for marker in RollupDay.objects.filter(day__lt=cutoff, pruned_at__isnull=True).order_by("day"):
+        with transaction.atomic():
+            # Lock the marker so a concurrent roll-up of this day can't interleave with the delete.
+            RollupDay.objects.select_for_update().filter(pk=marker.pk).first()
+            start, end = day_start(marker.day), day_start(marker.day + dt.timedelta(days=1))
+            count, _ = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end).delete()
+            RollupDay.objects.filter(pk=marker.pk).update(pruned_at=timezone.now())
+        deleted += count
+    return deleted

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ai_proxy.errors import GatewayError, raise_for_drf
+
+from .renderers import ExactDecimalJSONRenderer
+from .selectors import usage_summary
+from .services import utc_today
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _date_param(request, name: str) -> dt.date | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        if not _ISO_DATE.match(raw):
+            raise ValueError
+        value = dt.date.fromisoformat(raw)
+    except ValueError:
+        raise_for_drf(GatewayError(400, f"{name} must be a date as YYYY-MM-DD (UTC).", param=name, code="invalid_value"))
+    if value.year < 2000 or value.year > 9998:
+        raise_for_drf(GatewayError(400, f"{name} is out of range.", param=name, code="invalid_value"))
+    return value
+
+
+def _month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
+    return day.replace(day=1), day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+class UsageApi(APIView):
+    """GET /api/ai/usage?from_date=&to_date=: the caller's organization's usage, dates inclusive (UTC).
+
+    With neither date, the current month. A missing from_date starts at the first of to_date's
+    month; a missing to_date ends on the last day of from_date's month or the current month,
+    whichever is later.
+    """
+
+    renderer_classes = [ExactDecimalJSONRenderer]
+
+    def get(self, request):
+        ctx = request.auth
+        from_date = _date_param(request, "from_date")
+        to_date = _date_param(request, "to_date")
+        today = utc_today()
+        if to_date is None:
+            to_date = _month_bounds(max(from_date or today, today))[1]
+        if from_date is None:
+            from_date = _month_bounds(to_date)[0]
+        if to_date < from_date:
+            raise_for_drf(
+                GatewayError(400, "to_date must be on or after from_date.", param="to_date", code="invalid_value")
+            )
+        summary = usage_summary(organization_id=ctx.organization_id, from_date=from_date, to_date=to_date)
+        return Response(
+            {
+                "organization": ctx.organization_slug,
+                "from_date": from_date.isoformat(),
+                "to_date": to_date.isoformat(),
+                "currency": "USD",
+                **summary,
+            }
+        )

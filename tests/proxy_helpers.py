@@ -1,0 +1,69 @@
+"""Shared set-up for tests that drive the real gateway over HTTP with the official SDKs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anthropic
+import openai
+import pytest
+
+from tests.fake_fixtures import point_catalog_at
+from tests.fake_provider import FakeProvider
+
+
+@dataclass
+class Gateway:
+    url: str
+    key: str
+    fake: FakeProvider
+
+    def openai(self, **kwargs) -> openai.OpenAI:
+        kwargs.setdefault("max_retries", 0)
+        return openai.OpenAI(base_url=f"{self.url}/api/ai", api_key=kwargs.pop("api_key", self.key), **kwargs)
+
+    def anthropic(self, **kwargs) -> anthropic.Anthropic:
+        kwargs.setdefault("max_retries", 0)
+        return anthropic.Anthropic(
+            base_url=f"{self.url}/api/ai/anthropic", api_key=kwargs.pop("api_key", self.key), **kwargs
+        )
+
+
+@pytest.fixture
+def gateway(transactional_db, gateway_url, fake_provider, monkeypatch, alice_key) -> Gateway:
+    point_catalog_at(fake_provider.url, monkeypatch)
+    return Gateway(url=gateway_url, key=alice_key, fake=fake_provider)
+
+
+def add_route(model_id: str, provider_name: str, *, base_url: str, kind: str = "openai", upstream_model: str,
+              priority: int = 0, weight: int = 100, timeout: float | None = None, api_key_env: str = "OPENAI_API_KEY"):
+    """A second provider and route for failover tests."""
+    from ai_proxy.models import CatalogModel, Provider, Route
+
+    provider, _ = Provider.objects.update_or_create(
+        name=provider_name,
+        defaults={"kind": kind, "base_url": base_url, "api_key_env": api_key_env,
+                  **({"timeout_seconds": timeout} if timeout else {})},
+    )
+    return Route.objects.create(
+        model=CatalogModel.objects.get(public_id=model_id), provider=provider,
+        upstream_model=upstream_model, priority=priority, weight=weight,
+    )
+
+
+def set_route(model_id: str, **fields) -> None:
+    from ai_proxy.models import Route
+
+    for route in Route.objects.filter(model__public_id=model_id):
+        for name, value in fields.items():
+            setattr(route, name, value)
+        route.save()
+
+
+def set_provider(name: str, **fields) -> None:
+    from ai_proxy.models import Provider
+
+    provider = Provider.objects.get(name=name)
+    for field_name, value in fields.items():
+        setattr(provider, field_name, value)
+    provider.save()
