@@ -270,6 +270,8 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
             raise _RouteFailed(f"{route.provider.name}: answered with invalid JSON") from None
         payload = _client_response_body(call, route, data)
         call.status = 200
+        if call.key.store_content:
+            call.completion_text = _completion_text(payload)
         if call.usage is None:
             call.usage = _estimated_usage(call, payload)
         headers = _response_headers(call)
@@ -299,12 +301,20 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
     call.streamed = True
     call.status = 200
     framer = _framer(call, route)
+    framer.collect = call.key.store_content
     out = StreamingHttpResponse(_relay(call, response, first, iterator, framer), content_type="text/event-stream")
     out["cache-control"] = "no-cache"
     out["x-accel-buffering"] = "no"  # nginx must not buffer the stream
     for name, value in _response_headers(call).items():
         out[name] = value
     return out
+
+
+def _completion_text(payload: dict) -> str:
+    if payload.get("type") == "message":
+        return "".join(b.get("text", "") for b in payload.get("content") or [] if b.get("type") == "text")
+    choices = payload.get("choices") or [{}]
+    return (choices[0].get("message") or {}).get("content") or ""
 
 
 def _estimated_usage(call: ProxyCall, payload: dict | None = None, text_chars: int = 0) -> dict:
@@ -359,11 +369,19 @@ async def _relay(call: ProxyCall, response: httpx.Response, first: bytes, iterat
             call.error_type = "upstream_stream_error"
             call.status = 502
         call.usage = framer.usage
-        if call.usage is None or (not framer.complete and call.usage.get("completion_tokens", 0) == 0):
+        if call.usage is None or not framer.complete:
+            # The provider's final count never came: estimate what was generated, keep whatever
+            # the provider did say (Anthropic reports input up front), and flag the row.
             estimated = _estimated_usage(call, text_chars=framer.text_chars)
             if call.usage:
-                estimated["prompt_tokens"] = call.usage["prompt_tokens"] or estimated["prompt_tokens"]
+                estimated = {
+                    **call.usage,
+                    "prompt_tokens": call.usage["prompt_tokens"] or estimated["prompt_tokens"],
+                    "completion_tokens": max(call.usage["completion_tokens"], estimated["completion_tokens"]),
+                }
             call.usage = estimated
+        if framer.collect:
+            call.completion_text = "".join(framer.collected)
         call_meter(call)
         try:
             await response.aclose()

@@ -22,6 +22,23 @@ class Framer:
         self.usage: dict | None = None
         self.text_chars = 0
         self.upstream_error: str | None = None
+        # Generated text, kept only for organizations that store content (off by default).
+        self.collect = False
+        self.collected: list[str] = []
+
+    def _collect_chunk(self, chunk: dict) -> None:
+        if self.collect:
+            for choice in chunk.get("choices") or []:
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    self.collected.append(content)
+
+    def _collect_event(self, name: str, data: dict) -> None:
+        if self.collect and name == "content_block_delta":
+            delta = data.get("delta") or {}
+            text = delta.get("text") or delta.get("partial_json")
+            if text:
+                self.collected.append(text)
 
     def feed(self, event: SSEEvent) -> bytes:
         raise NotImplementedError
@@ -87,6 +104,7 @@ class ChatPassThrough(Framer):
                 self.text_chars += len(((call or {}).get("function") or {}).get("arguments") or "")
             if choice.get("finish_reason"):
                 self._finished = True
+        self._collect_chunk(chunk)
         return sse_data(chunk)
 
     def end(self) -> bytes:
@@ -106,7 +124,8 @@ class ChatFromAnthropic(Framer):
         self._conv = AnthropicStreamToChat(model=model, include_usage=include_usage, json_tool=json_tool)
 
     def _sync(self) -> None:
-        self.usage = dict(self._conv.usage) if self._conv.usage else None
+        # usage_known: the provider said something; otherwise metering estimates and flags it.
+        self.usage = dict(self._conv.usage) if self._conv.usage_known else None
         self.text_chars = self._conv.text_chars
 
     def feed(self, event: SSEEvent) -> bytes:
@@ -118,6 +137,8 @@ class ChatFromAnthropic(Framer):
         self._sync()
         if name == "error":
             self.upstream_error = str((data.get("error") or {}).get("message", "provider error"))
+        for c in chunks:
+            self._collect_chunk(c)
         return b"".join(sse_data(c) for c in chunks)
 
     def end(self) -> bytes:
@@ -157,6 +178,7 @@ class MessagesPassThrough(Framer):
         elif name == "content_block_delta":
             delta = data.get("delta") or {}
             self.text_chars += len(delta.get("text") or delta.get("partial_json") or delta.get("thinking") or "")
+            self._collect_event(name, data)
         elif name == "message_stop":
             self.complete = True
         elif name == "error":
@@ -182,6 +204,8 @@ class MessagesFromChat(Framer):
     def _frame(self, pairs) -> bytes:
         self.usage = dict(self._conv.usage) if self._conv.usage else None
         self.text_chars = self._conv.text_chars
+        for name, data in pairs:
+            self._collect_event(name, data)
         return b"".join(sse_named(name, data) for name, data in pairs)
 
     def feed(self, event: SSEEvent) -> bytes:

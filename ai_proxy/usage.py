@@ -13,11 +13,15 @@ def _int(value) -> int:
 
 def usage_from_openai(usage: dict) -> dict:
     details = usage.get("prompt_tokens_details") or {}
+    cache_read = _int(details.get("cached_tokens"))
+    cache_write = _int(details.get("cache_write_tokens"))
     return {
-        "prompt_tokens": _int(usage.get("prompt_tokens")),
+        # A provider reporting more cached than total input is wrong; bill the larger figure
+        # rather than fail to bill at all.
+        "prompt_tokens": max(_int(usage.get("prompt_tokens")), cache_read + cache_write),
         "completion_tokens": _int(usage.get("completion_tokens")),
-        "cache_read_tokens": _int(details.get("cached_tokens")),
-        "cache_write_tokens": _int(details.get("cache_write_tokens")),
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": cache_write,
     }
 
 

@@ -184,7 +184,12 @@ def _async_redis():
     if client is None or client._gateway_url != settings.REDIS_URL:
         import redis.asyncio as aioredis
 
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=5)
+        # Blocking pool: a burst of concurrent requests waits briefly for a connection instead of
+        # failing with MaxConnectionsError (the default pool's behaviour at 100).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=64, timeout=2, socket_connect_timeout=1, socket_timeout=5
+        )
+        client = aioredis.Redis(connection_pool=pool)
         client._gateway_url = settings.REDIS_URL
         _async_clients[loop] = client
     return client

@@ -27,7 +27,22 @@ def _typed(name: str, cast, default):
         raise ImproperlyConfigured(f"Environment variable {name} is malformed: {exc}") from None
 
 
-DEBUG = _typed("DEBUG", env.bool, False)
+_BOOLEANS = {"1", "0", "true", "false", "yes", "no", "on", "off"}
+
+
+def _strict_bool(name: str, default: bool) -> bool:
+    """django-environ reads any unknown word ("maybe") as False; a typo must not silently turn DEBUG off."""
+    raw = env.str(name, default=None)
+    if raw is None or not raw.strip():
+        return default
+    if raw.strip().lower() not in _BOOLEANS:
+        raise ImproperlyConfigured(
+            f"Environment variable {name} is malformed: expected 1/0, true/false, yes/no or on/off, got {raw!r}"
+        )
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = _strict_bool("DEBUG", False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
@@ -89,6 +104,12 @@ try:
     DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'gateway.sqlite3'}")}
 except (ValueError, ImproperlyConfigured, KeyError) as exc:
     raise ImproperlyConfigured(f"Environment variable DATABASE_URL is malformed: {exc}") from None
+if DATABASES["default"]["ENGINE"] not in ("django.db.backends.postgresql", "django.db.backends.sqlite3"):
+    # django-environ passes an unknown scheme through as the ENGINE; say so here, not at first query.
+    raise ImproperlyConfigured(
+        "Environment variable DATABASE_URL is malformed: use postgres://user:password@host:port/name "
+        "or sqlite:////absolute/path"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Persistent connections: the request path must not pay a connect per request.
     DATABASES["default"].setdefault("CONN_MAX_AGE", _typed("DB_CONN_MAX_AGE", env.int, 60))

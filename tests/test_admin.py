@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 from ai_proxy.models import CatalogModel, ModelAlias, Provider
 from orgs.keys import key_hash
 from orgs.models import ApiKey, AuditLog, Organization, VanityDomain
-from orgs.services import api_key_issue
+from orgs.services import api_key_issue, api_key_revoke, api_key_rotate
 
 PLAINTEXT = re.compile(r"dm_[a-z0-9-]+_(?:prod|staging|dev)_[A-Za-z0-9]{40}")
 REGISTERED = sorted(admin.site._registry, key=lambda m: m._meta.label)
@@ -535,3 +535,20 @@ def test_it_keeps_the_audit_log_read_only(console, alice_org):
     entry.refresh_from_db()
     assert entry.action == "create"
     assert "delete_selected" not in console.get(_changelist(AuditLog)).content.decode()
+
+
+def test_it_filters_keys_by_status(console, alice_org, alice_key, charlie_org):
+    old = ApiKey.objects.get(organization=alice_org)
+    new = api_key_rotate(api_key=old, grace=timedelta(hours=1), actor="test").api_key
+    revoked = api_key_issue(organization=charlie_org, label="gone", actor="test").api_key
+    api_key_revoke(api_key=revoked, actor="test")
+    expired = api_key_issue(organization=charlie_org, expires_at=timezone.now() - timedelta(seconds=1), actor="test")
+
+    def listed(status: str) -> set[int]:
+        response = console.get(_changelist(ApiKey), {"status": status})
+        return {int(pk) for pk in re.findall(r'name="_selected_action" value="(\d+)"', response.content.decode())}
+
+    assert listed("active") == {new.pk}
+    assert listed("rotating") == {old.pk}
+    assert listed("revoked") == {revoked.pk}
+    assert listed("expired") == {expired.api_key.pk}

@@ -201,6 +201,19 @@ def test_it_drops_the_connection_mid_stream(fake_provider):
     assert fake_provider.requests[0].disconnected is True
 
 
+def test_it_records_a_client_that_goes_away_mid_stream(fake_provider):
+    fake_provider.stream_delay = 0.05
+    with httpx.stream("POST", fake_provider.url + OPENAI_CHAT, headers=OPENAI_HEADERS,
+                      json={"model": "gpt-4o", "messages": HELLO, "stream": True}) as r:
+        next(r.iter_lines())
+    # The server notices on its next write, one stream_delay later.
+    deadline = time.monotonic() + 3
+    while not fake_provider.requests[0].disconnected and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert fake_provider.requests[0].disconnected is True
+
+
 def test_it_closes_without_answering_on_drop_after_zero(fake_provider):
     fake_provider.enqueue(OPENAI_CHAT, FakeResponse(drop_after=0))
     with pytest.raises(httpx.RemoteProtocolError):

@@ -478,8 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n### Benchmark (`make bench`)\n")
     print(f"{args.connections} connections for requests/s, 1 connection for latency; {seconds:g} s per "
           "measurement; wrk on loopback.\n")
-    print(f"| scenario | requests/s @{args.connections} | p50 @1 | p99 @1 | added p50 vs direct |")
-    print("|---|---:|---:|---:|---:|")
+    if rows:
+        print(f"| scenario | requests/s @{args.connections} | p50 @1 | p99 @1 | added p50 vs direct |")
+        print("|---|---:|---:|---:|---:|")
     for name, direct_id, busy, single, skipped in rows:
         if skipped:
             print(f"| {name} | {skipped} | | | |")
@@ -496,7 +497,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{streams['delay_ms']:g} ms): {streams['max_open']:,} open at once, {streams['completed']:,} "
               f"completed, errors: {errors}; gateway RSS {streams['rss_before']:.0f} MB before, "
               f"{streams['rss_peak']:.0f} MB at peak, growth **{streams['rss_peak'] - streams['rss_before']:.0f} MB** "
-              f"(limit 300 MB); {streams['wall']:.0f} s wall.")
+              f"(limit 300 MB); {streams['wall']:.0f} s wall (nominal {args.stream_seconds:g} s).")
+        growth = streams["rss_peak"] - streams["rss_before"]
+        ok = streams["max_open"] == streams["count"] == streams["completed"] and growth < 300
+        print(f"Target (all {streams['count']:,} open at once and completed, growth under 300 MB): "
+              f"{'met' if ok else 'NOT met'}.")
     print("\nMachine: " + "; ".join(machine))
     print(f"Gateway: {' '.join(serve_line) or 'manage.py serve'}; database {database_kind}, "
           f"{'Redis' if env.get('REDIS_URL') else 'embedded shared state'}; CPUs gateway {sorted(gateway_cpus)}, "

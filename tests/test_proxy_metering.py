@@ -1,0 +1,173 @@
+"""Every request through either endpoint leaves exactly one ledger row, whatever its outcome,
+with the provider's tokens and the exact cost."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+
+from tests.fake_provider import (
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
+    FakeResponse,
+    anthropic_message,
+    anthropic_usage,
+)
+from tests.proxy_helpers import gateway  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _rows(count: int, timeout: float = 10.0):
+    """The ledger once `count` rows are in (metering runs just after the response)."""
+    from billing.metering import ledger_flush_sync
+    from billing.models import UsageRecord
+
+    deadline = time.monotonic() + timeout
+    while True:
+        ledger_flush_sync()
+        rows = list(UsageRecord.objects.order_by("created_at", "id"))
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def _cost(prompt: int, completion: int, cache_read: int, cache_write: int, prices: tuple[str, str, str, str]):
+    inp, out, cr, cw = (Decimal(p) for p in prices)
+    total = ((prompt - cache_read - cache_write) * inp + completion * out + cache_read * cr + cache_write * cw)
+    return (total / Decimal(1_000_000)).quantize(Decimal("1e-10"))
+
+
+def test_it_meters_a_completion_with_the_providers_tokens_and_exact_cost(gateway):
+    gateway.fake.enqueue(ANTHROPIC_MESSAGES, FakeResponse(json=anthropic_message(
+        id="msg_1", model="claude-sonnet-4-5-20250929", content=[{"type": "text", "text": "hi"}],
+        usage=anthropic_usage(1000, 500, cache_read=2000, cache_write=300))))
+    raw = gateway.openai().chat.completions.with_raw_response.create(
+        model="claude-3-5-sonnet", messages=[{"role": "user", "content": "hello"}])
+    [row] = _rows(1)
+    assert (row.prompt_tokens, row.completion_tokens, row.cache_read_tokens, row.cache_write_tokens) == (
+        3300, 500, 2000, 300)
+    expected = _cost(3300, 500, 2000, 300, ("3", "15", "0.30", "3.75"))
+    assert row.cost == expected == Decimal("0.0122250000")
+    assert Decimal(raw.headers["x-gateway-cost-usd"]) == expected
+    assert row.request_id == raw.headers["x-request-id"]
+    assert row.status == 200 and row.tokens_estimated is False and row.streamed is False
+    assert row.provider == "anthropic" and row.upstream_model == "claude-sonnet-4-5-20250929"
+    assert row.input_price == Decimal("3") and row.output_price == Decimal("15")
+    assert row.organization.slug == "alice" and row.api_key is not None
+    assert row.prompt_text is None and row.completion_text is None  # content is off by default
+
+
+def test_it_meters_a_stream_from_the_final_usage(gateway):
+    chunks = list(gateway.openai().chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "one two three"}], stream=True))
+    assert chunks
+    [row] = _rows(1)
+    assert row.streamed and row.status == 200
+    assert (row.prompt_tokens, row.completion_tokens) == (6, 4)  # the fake's own counts
+    assert row.cost == _cost(6, 4, 0, 0, ("2.50", "10", "1.25", "2.50")) > 0
+    assert row.ttft_ms is not None and row.tokens_estimated is False
+
+
+@pytest.mark.parametrize("case,status,error_type", [
+    ("bad_input", 400, "messages"),
+    ("unknown_model", 404, "model_not_found"),
+    ("provider_down", 502, "upstream_unavailable"),
+    ("bad_key", 401, "invalid_api_key"),
+])
+def test_it_leaves_a_row_for_every_failure(gateway, case, status, error_type):
+    client = gateway.openai()
+    kwargs = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
+    if case == "bad_input":
+        kwargs["messages"] = []
+    elif case == "unknown_model":
+        kwargs["model"] = "gpt-9"
+    elif case == "provider_down":
+        gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(status=500))
+    elif case == "bad_key":
+        client = gateway.openai(api_key="dm_alice_prod_" + "Z" * 40)
+    with pytest.raises(openai.APIStatusError) as exc:
+        client.chat.completions.create(**kwargs)
+    assert exc.value.status_code == status
+    [row] = _rows(1)
+    assert row.status == status and row.cost == Decimal(0)
+    assert error_type in row.error_type or row.error_type
+    assert row.request_id == exc.value.request_id
+    if case == "bad_key":
+        assert row.organization is None
+    else:
+        assert row.organization.slug == "alice"
+
+
+def _disconnect_midway(url: str, key: str, path: str, body: dict) -> None:
+    with httpx.Client(timeout=10) as client:
+        with client.stream("POST", f"{url}{path}", json=body,
+                           headers={"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"}) as response:
+            assert response.status_code == 200
+            received = 0
+            for _ in response.iter_raw():
+                received += 1
+                if received >= 3:
+                    break  # leave with the stream still running
+
+
+@pytest.mark.parametrize("path,model,body_extra", [
+    ("/api/ai/chat/completions", "gpt-4o", {}),
+    ("/api/ai/chat/completions", "claude-3-haiku", {}),
+    ("/api/ai/anthropic/v1/messages", "claude-3-haiku", {"max_tokens": 500}),
+    ("/api/ai/anthropic/v1/messages", "gpt-4o", {"max_tokens": 500}),
+])
+def test_it_meters_a_client_that_disconnects_mid_stream(gateway, path, model, body_extra):
+    words = " ".join(f"word{i}" for i in range(60))
+    gateway.fake.enqueue(OPENAI_CHAT if model == "gpt-4o" else ANTHROPIC_MESSAGES,
+                         FakeResponse(text=words, event_delay=0.05))
+    _disconnect_midway(gateway.url, gateway.key, path, {
+        "model": model, "stream": True, "messages": [{"role": "user", "content": "count for me"}], **body_extra})
+    [row] = _rows(1)
+    assert row.client_disconnected is True and row.streamed is True
+    assert row.prompt_tokens > 0 and row.completion_tokens > 0, "never a zero-token row"
+    assert row.cost > 0
+    assert row.tokens_estimated is True  # the provider never sent its final usage
+
+
+def test_it_meters_the_same_tokens_in_both_formats(gateway):
+    messages = [{"role": "user", "content": "the same question"}]
+    gateway.openai().chat.completions.create(model="claude-3-haiku", messages=messages, max_tokens=100)
+    gateway.anthropic().messages.create(model="claude-3-haiku", messages=messages, max_tokens=100)
+    gateway.openai().chat.completions.create(model="gpt-4o", messages=messages, max_tokens=100)
+    gateway.anthropic().messages.create(model="gpt-4o", messages=messages, max_tokens=100)
+    rows = _rows(4)
+    assert [r.endpoint for r in rows] == ["openai", "anthropic", "openai", "anthropic"]
+    for first, second in (rows[0:2], rows[2:4]):
+        assert (first.prompt_tokens, first.completion_tokens) == (second.prompt_tokens, second.completion_tokens)
+        assert first.cost == second.cost > 0
+
+
+def test_it_stores_content_only_when_the_org_turns_it_on(gateway, alice_org):
+    alice_org.store_content = True
+    alice_org.save()
+    gateway.openai().chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "remember me"}])
+    list(gateway.openai().chat.completions.create(model="gpt-4o", stream=True,
+                                                  messages=[{"role": "user", "content": "stream me"}]))
+    rows = _rows(2)
+    assert "remember me" in rows[0].prompt_text and rows[0].completion_text == "echo: remember me"
+    assert rows[1].completion_text == "echo: stream me"
+
+
+def test_concurrent_requests_are_all_recorded(gateway):
+    import concurrent.futures
+
+    client = gateway.openai()
+
+    def one(i: int) -> str:
+        return client.chat.completions.with_raw_response.create(
+            model="mock-echo", messages=[{"role": "user", "content": f"n{i}"}]).headers["x-request-id"]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(one, range(40)))
+    rows = _rows(40)
+    assert {r.request_id for r in rows} == ids and len(rows) == 40
