@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
 
+from gateway_site.db import db_call
 from gateway_site.versioned_cache import VersionedCache
 
 from .models import CatalogModel, Provider
@@ -133,7 +133,7 @@ async def catalog_get() -> Catalog:
     await catalog_cache.refresh()
     catalog = catalog_cache.get("all")
     if catalog is None:
-        catalog = await sync_to_async(_load, thread_sensitive=False)()
+        catalog = await db_call(_load)
         catalog_cache.set("all", catalog)
     return catalog
 

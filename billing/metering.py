@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, close_old_connections, connection, connections, transaction
 
 from .pricing import Prices, cost_compute
 
@@ -398,14 +398,41 @@ def _insert(rows: list[dict[str, Any]]) -> None:
         for r in records:
             r.model_name = names.get(r.model_id, r.model_name)
     try:
-        with transaction.atomic():
-            UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
+        _insert_ignoring_duplicates(records)
     except IntegrityError:
         # An organization or key deleted after its request: keep the row (the money happened),
         # drop only the dangling link, and try once more.
         _unlink_missing(records)
-        with transaction.atomic():
-            UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
+        _insert_ignoring_duplicates(records)
+
+
+def _insert_ignoring_duplicates(records: list) -> None:
+    """One executemany INSERT ... ON CONFLICT (request_id) DO NOTHING.
+
+    bulk_create does the same with ignore_conflicts but spends ~0.1 ms a row compiling SQL per
+    batch; profiling showed that in the gateway process itself (the background flusher) at a
+    sixth of a core under load, so the statement is built once and values prepared directly.
+    """
+    from .models import UsageRecord
+
+    fields = _insert_fields()
+    conn = connections[DEFAULT_DB_ALIAS]  # the object itself: the `connection` proxy costs a lookup per use
+    table = conn.ops.quote_name(UsageRecord._meta.db_table)
+    columns = ", ".join(conn.ops.quote_name(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "
+        f"ON CONFLICT ({conn.ops.quote_name('request_id')}) DO NOTHING"
+    )
+    values = [[f.get_db_prep_save(getattr(r, f.attname), conn) for f in fields] for r in records]
+    with transaction.atomic(), conn.cursor() as cursor:
+        cursor.executemany(sql, values)
+
+
+def _insert_fields() -> list:
+    from .models import UsageRecord
+
+    return [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
 
 
 def _unlink_missing(records: list) -> None:

@@ -129,21 +129,13 @@ def usage_groups(*, from_date: dt.date, to_date: dt.date, organization_id: int |
     if ranges:
         # A day read from the ledger is never also read from DailyUsage.
         daily = daily.exclude(rolled_out)
+    # Tuples, not model instances: a year of roll-ups is thousands of rows.
     groups = [
-        UsageGroup(
-            organization_id=d.organization_id,
-            day=d.day,
-            api_key_id=d.api_key_id,
-            model_name=d.model_name,
-            requests=d.requests,
-            error_requests=d.error_requests,
-            prompt_tokens=d.prompt_tokens,
-            completion_tokens=d.completion_tokens,
-            cache_read_tokens=d.cache_read_tokens,
-            cache_write_tokens=d.cache_write_tokens,
-            cost=d.cost,
+        UsageGroup(*row)
+        for row in daily.order_by().values_list(
+            "organization_id", "day", "api_key_id", "model_name", "requests", "error_requests", "prompt_tokens",
+            "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cost",
         )
-        for d in daily.order_by()
     ]
     if ranges:
         window = Q()

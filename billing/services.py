@@ -34,8 +34,11 @@ def usage_rollup_day(*, day: dt.date) -> int:
         raise ValueError(f"{day} is not over yet (UTC); only closed days can be rolled up")
     start, end = day_start(day), day_start(day + dt.timedelta(days=1))
     with transaction.atomic():
-        marker = RollupDay.objects.select_for_update().filter(day=day).first()
-        if marker is not None and marker.pruned_at is not None:
+        # The marker row is the day's lock: two roll-ups of one day (beat plus a manual run) queue
+        # here instead of both deleting and inserting, which would double the day.
+        RollupDay.objects.get_or_create(day=day, defaults={"rolled_up_at": timezone.now()})
+        marker = RollupDay.objects.select_for_update().get(day=day)
+        if marker.pruned_at is not None:
             logger.info("billing: %s was pruned; keeping its roll-up as is", day)
             return 0
         ledger = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)

@@ -8,7 +8,11 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 
-django_application = get_asgi_application()
+site_application = get_asgi_application()
+
+from .api_handler import ApiASGIHandler, split_by_path  # noqa: E402
+
+django_application = split_by_path(site_application, ApiASGIHandler())
 
 from billing.metering import ledger_connections_close, ledger_flush  # noqa: E402  (needs the app registry ready)
 
@@ -25,6 +29,10 @@ async def application(scope, receive, send):
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
+                # Requests that just finished may still be handing their rows to the buffer.
+                from ai_proxy.metering import metering_drain
+
+                await metering_drain()
                 await ledger_flush()
                 ledger_connections_close()
             except Exception as exc:

@@ -143,6 +143,8 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {}
+# Raw ledger rows older than this many days are deleted, only for days already rolled up.
+BILLING_LEDGER_RETENTION_DAYS = _typed("BILLING_LEDGER_RETENTION_DAYS", env.int, 90)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -177,7 +179,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # One line per request from the server is noise at thousands of requests a second.
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # httpx logs every upstream request at INFO: a log line per proxied call costs throughput.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 # --- gateway ---------------------------------------------------------------------------
@@ -193,4 +200,4 @@ GATEWAY_COOLDOWN_SECONDS = _typed("GATEWAY_COOLDOWN_SECONDS", env.float, 30.0)
 # Default grace period during which a rotated key keeps working.
 GATEWAY_ROTATION_GRACE_HOURS = _typed("GATEWAY_ROTATION_GRACE_HOURS", env.float, 24.0)
 # Upstream connection pool size per process.
-GATEWAY_UPSTREAM_MAX_CONNECTIONS = _typed("GATEWAY_UPSTREAM_MAX_CONNECTIONS", env.int, 512)
+GATEWAY_UPSTREAM_MAX_CONNECTIONS = _typed("GATEWAY_UPSTREAM_MAX_CONNECTIONS", env.int, 4096)

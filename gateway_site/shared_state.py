@@ -79,7 +79,12 @@ class SharedState:
         if client is None:
             import redis.asyncio as aioredis
 
-            client = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
+            # A blocking pool: past its size, commands wait for a connection instead of failing
+            # (the default pool raises MaxConnectionsError under a burst of requests).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.redis_url, decode_responses=True, max_connections=64, timeout=5
+            )
+            client = aioredis.Redis(connection_pool=pool)
             self._async_clients[loop_id] = client
         return client
 

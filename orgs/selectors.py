@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
 from django.utils import timezone
 
+from gateway_site.db import db_call
 from gateway_site.versioned_cache import VersionedCache
 
 from .keys import key_hash, key_matches, key_prefix_of
@@ -114,7 +114,7 @@ async def key_context_get(plaintext: str) -> KeyContext | None:
     digest = key_hash(plaintext)
     ctx = key_cache.get(digest, _MISSING)
     if ctx is _MISSING:
-        ctx = await sync_to_async(_context_from_db, thread_sensitive=False)(plaintext)
+        ctx = await db_call(_context_from_db, plaintext)
         key_cache.set(digest, ctx)
     if ctx is not None:
         now = timezone.now()

@@ -20,7 +20,10 @@ from orgs.selectors import key_cache
 
 @pytest.fixture(autouse=True)
 def _fresh_shared_state():
+    from billing import metering
+
     shared_state().clear_sync()
+    metering._buffer.clear()  # one test's buffered ledger rows must not land in the next one's database
     key_cache.clear()
     catalog_cache.clear()
     yield

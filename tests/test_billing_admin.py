@@ -14,22 +14,15 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from billing import metering
 from billing.metering import ledger_flush_sync
 from billing.models import DailyUsage, UsageRecord
 from billing.services import usage_rollup_day, utc_today
+from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
 from tests.test_billing_rollup import record
 
 LEDGER = reverse("admin:billing_usagerecord_changelist")
 DAILY = reverse("admin:billing_dailyusage_changelist")
 EXPORT = reverse("admin:billing_usage_export")
-
-
-@pytest.fixture(autouse=True)
-def _empty_ledger_buffer():
-    metering._buffer.clear()
-    yield
-    metering._buffer.clear()
 
 
 @pytest.fixture

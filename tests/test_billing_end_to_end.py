@@ -12,21 +12,13 @@ import openai
 import pytest
 
 from ai_proxy.catalog import catalog_get_sync
-from billing import metering
 from billing.metering import ledger_flush_sync
 from billing.models import UsageRecord
 from billing.pricing import cost_compute, prices_from_model
+from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
 from tests.proxy_helpers import gateway  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _empty_ledger_buffer():
-    metering._buffer.clear()
-    yield
-    metering._buffer.clear()
-    metering.ledger_connections_close()
 
 
 def catalog_cost(model: str, prompt: int, completion: int, cache_read: int = 0, cache_write: int = 0) -> D:

@@ -8,19 +8,11 @@ from decimal import Decimal as D
 import pytest
 from django.db.models import Sum
 
-from billing import metering
 from billing.metering import ledger_flush_sync, usage_record_sync
 from billing.models import DailyUsage, RollupDay, UsageRecord
 from billing.services import ledger_retention_apply, usage_rollup_day, utc_today
 from billing.tasks import ledger_drain, ledger_retention, usage_rollup
-from tests.test_billing_metering import MOCK_PRICES, usage_event
-
-
-@pytest.fixture(autouse=True)
-def _empty_ledger_buffer():
-    metering._buffer.clear()
-    yield
-    metering._buffer.clear()
+from tests.test_billing_metering import MOCK_PRICES, _empty_ledger_buffer, usage_event  # noqa: F401
 
 
 def at(day, hour=12, minute=0):

@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from tests.fake_fixtures import fake_provider, fake_provider_session, point_catalog_at  # noqa: F401
+from tests.fake_fixtures import point_catalog_at
 from tests.fake_provider import (
     ANTHROPIC_MESSAGES,
     OPENAI_CHAT,

@@ -9,20 +9,13 @@ from decimal import Decimal as D
 import pytest
 from rest_framework.test import APIClient
 
-from billing import metering
 from billing.metering import ledger_flush_sync
 from billing.models import UsageRecord
 from billing.services import usage_rollup_day, utc_today
 from orgs.models import ApiKey
 from orgs.services import api_key_issue
+from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
 from tests.test_billing_rollup import record
-
-
-@pytest.fixture(autouse=True)
-def _empty_ledger_buffer():
-    metering._buffer.clear()
-    yield
-    metering._buffer.clear()
 
 
 def get_usage(key, **params):

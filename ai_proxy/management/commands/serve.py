@@ -30,6 +30,10 @@ class Command(BaseCommand):
             "--workers", str(workers),
             "--loop", "uvloop",
             "--no-ws",
+            # Thousands of open streams per process: granian's default backpressure
+            # (backlog / workers = 1024) would queue the rest.
+            "--backlog", "4096",
+            "--backpressure", "4096",
             "--log-level", "warning",
             "gateway_site.asgi:application",
         ]

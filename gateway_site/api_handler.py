@@ -1,0 +1,100 @@
+"""A Django ASGI handler for the /api/ai/ endpoints that keeps the event loop on the event loop.
+
+Profiling the proxy under load (py-spy, README "Performance") showed Django's stock ASGI handler
+spending most of each request hopping threads, not proxying:
+- every MiddlewareMixin middleware runs its hooks through sync_to_async when the view is async
+  (over a dozen hops with the admin's seven middleware);
+- `ThreadSensitiveContext` makes each request start a new thread pool, and the sync
+  request_started/request_finished receivers and `response.close()` run in it.
+The API needs no middleware (no sessions, cookies, CSRF or messages: keys authenticate every
+request) and its database work runs in worker threads that check their own connections
+(gateway_site.db), so this handler runs the view straight on the loop and closes the response
+inline. The admin and dashboards keep Django's full stack in the ordinary handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.exception import convert_exception_to_response
+from django.urls import set_script_prefix
+from django.core.exceptions import RequestAborted
+
+API_PREFIX = "/api/ai/"
+
+
+class ApiASGIHandler(ASGIHandler):
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        get_response = self._get_response_async if is_async else self._get_response
+        self._middleware_chain = convert_exception_to_response(get_response)
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send) -> None:
+        # Django's ASGIHandler.handle, less the thread-hopping signals and the threaded close.
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            error_response.close()
+            return
+
+        async def process_request(request, send):
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client went away while we were sending
+            return response
+
+        # Watch for the client leaving while the view runs: a stream must stop (and be metered)
+        # as soon as nobody is reading it.
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request(request, send)),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            pass
+        else:
+            response.close()
+        body_file.close()
+
+
+def split_by_path(site_app, api_app):
+    """One ASGI callable: /api/ai/ to the lean handler, everything else to the full site."""
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+            await api_app(scope, receive, send)
+        else:
+            await site_app(scope, receive, send)
+
+    return app
