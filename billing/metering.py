@@ -424,9 +424,26 @@ def _insert_ignoring_duplicates(records: list) -> None:
         f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "
         f"ON CONFLICT ({conn.ops.quote_name('request_id')}) DO NOTHING"
     )
-    values = [[f.get_db_prep_save(getattr(r, f.attname), conn) for f in fields] for r in records]
+    adapters = [(f.attname, _adapter(f, conn)) for f in fields]
+    values = [[adapt(getattr(r, name)) if adapt else getattr(r, name) for name, adapt in adapters] for r in records]
     with transaction.atomic(), conn.cursor() as cursor:
         cursor.executemany(sql, values)
+
+
+def _adapter(field, conn):
+    """What get_db_prep_save would do for this column, minus its per-value dispatch."""
+    from django.db import models
+
+    if isinstance(field, models.DecimalField):
+        return lambda v: None if v is None else conn.ops.adapt_decimalfield_value(
+            v, field.max_digits, field.decimal_places)
+    if isinstance(field, models.DateTimeField):
+        return lambda v: None if v is None else conn.ops.adapt_datetimefield_value(v)
+    if isinstance(field, models.GenericIPAddressField):
+        return lambda v: conn.ops.adapt_ipaddressfield_value(v or None)
+    if isinstance(field, (models.IntegerField, models.BooleanField, models.CharField, models.TextField)):
+        return None  # the driver takes these as they are
+    return lambda v: field.get_db_prep_save(v, conn)
 
 
 def _insert_fields() -> list:
