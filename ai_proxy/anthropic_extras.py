@@ -7,6 +7,7 @@ so it leaves no ledger row.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 import httpx
@@ -18,7 +19,9 @@ from .errors import ANTHROPIC, GatewayError, error_response, new_request_id, req
 from .messages_format import messages_count_tokens_validate
 from .proxy import _authenticate, _parse_body
 from .tokens import tokens_for_request
-from .upstream import _client_for, upstream_headers
+from .upstream import _client_for, provider_error_message, upstream_headers
+
+logger = logging.getLogger(__name__)
 
 
 def _json(payload: dict, request_id: str, status: int = 200, extra: dict | None = None) -> HttpResponse:
@@ -49,13 +52,24 @@ async def anthropic_count_tokens(request: HttpRequest) -> HttpResponse:
             except httpx.TransportError:
                 continue
             if upstream.status_code == 200:
-                return _json(upstream.json(), request_id, extra={"x-gateway-token-count": "provider"})
-            if upstream.status_code < 500 and upstream.status_code != 429:
-                raise GatewayError(upstream.status_code, f"The provider rejected the request: {upstream.text[:500]}")
+                try:
+                    counted = upstream.json()
+                    tokens = int(counted["input_tokens"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a provider answering nonsense: fall back to the estimate
+                return _json({"input_tokens": tokens}, request_id, extra={"x-gateway-token-count": "provider"})
+            if upstream.status_code in (400, 413, 422):
+                # The client's request, as the provider judged it.
+                message = provider_error_message(upstream.status_code, upstream.content)
+                raise GatewayError(upstream.status_code, f"The provider rejected the request: {message}")
+            # 401/403 (the gateway's credentials), 404, 429, 5xx: not the client's doing.
         estimate = tokens_for_request(body)
         return _json({"input_tokens": estimate}, request_id, extra={"x-gateway-token-count": "estimate"})
     except GatewayError as exc:
         return error_response(exc, ANTHROPIC, request_id)
+    except Exception:
+        logger.exception("count_tokens failed request_id=%s", request_id)
+        return error_response(GatewayError(500, f"Internal gateway error (request {request_id})."), ANTHROPIC, request_id)
 
 
 def _model_json(m: ModelEntry) -> dict:

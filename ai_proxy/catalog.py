@@ -133,8 +133,9 @@ async def catalog_get() -> Catalog:
     await catalog_cache.refresh()
     catalog = catalog_cache.get("all")
     if catalog is None:
+        generation = catalog_cache.generation
         catalog = await db_call(_load)
-        catalog_cache.set("all", catalog)
+        catalog_cache.set("all", catalog, generation)
     return catalog
 
 
@@ -142,6 +143,7 @@ def catalog_get_sync() -> Catalog:
     catalog_cache.refresh_sync()
     catalog = catalog_cache.get("all")
     if catalog is None:
+        generation = catalog_cache.generation
         catalog = _load()
-        catalog_cache.set("all", catalog)
+        catalog_cache.set("all", catalog, generation)
     return catalog

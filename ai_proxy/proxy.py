@@ -29,7 +29,7 @@ from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request
 from .messages_format import messages_request_validate
 from .metering import call_meter, call_cost
 from .routing import route_failed, route_succeeded, routes_for
-from .sse import SSEDecoder
+from .sse import SSEDecoder, SSEEvent
 from .streams import ChatFromAnthropic, ChatPassThrough, Framer, MessagesFromChat, MessagesPassThrough
 from .tokens import tokens_for_request, tokens_for_text
 from .translate_to_anthropic import anthropic_to_chat_response, chat_to_anthropic_request
@@ -39,7 +39,11 @@ from .usage import usage_from_anthropic, usage_from_openai
 
 logger = logging.getLogger(__name__)
 
-_RETRYABLE = {408, 429, 500, 502, 503, 504, 529}
+# Provider answers that say nothing about the client's request: try the next route.
+# 401/403/404 mean the *gateway's* credentials or route are wrong (a bad secret, an upstream
+# model name the provider doesn't know); passing them on would blame the client's own key.
+_RETRYABLE = {401, 403, 404, 408, 409, 429}
+_GATEWAY_FAULT = {401, 403, 404}
 
 
 @dataclass
@@ -242,12 +246,18 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
         finally:
             await response.aclose()
         message = provider_error_message(response.status_code, raw)
-        if response.status_code in _RETRYABLE:
-            raise _RouteFailed(
-                f"{route.provider.name}: HTTP {response.status_code} ({message[:200]})",
-                status=response.status_code,
-                retry_after=response.headers.get("retry-after"),
-            )
+        if response.status_code in _RETRYABLE or response.status_code >= 500:
+            if response.status_code in _GATEWAY_FAULT:
+                # The provider's text may quote the gateway's secret (OpenAI echoes part of a bad
+                # key): log it for the operator, never send it to the client.
+                logger.error(
+                    "provider %s refused the gateway (HTTP %s) request_id=%s: %s",
+                    route.provider.name, response.status_code, call.request_id, message[:500],
+                )
+                summary = f"{route.provider.name}: HTTP {response.status_code} (the provider refused the gateway's credentials or model; see the gateway log)"
+            else:
+                summary = f"{route.provider.name}: HTTP {response.status_code} ({message[:200]})"
+            raise _RouteFailed(summary, status=response.status_code, retry_after=response.headers.get("retry-after"))
         # The client's own mistake, as the provider saw it: not retried, shown in the client's format.
         raise GatewayError(
             response.status_code,
@@ -283,31 +293,65 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
             out[name] = value
         return out
 
-    # Streaming: read the first bytes before committing to this route, so a provider that
-    # accepts the connection and then fails still fails over.
+    # Streaming: read up to the first whole event before committing to this route, so a
+    # provider that accepts the connection and then fails, or opens with an error event,
+    # still fails over: nothing has reached the client yet.
     iterator = response.aiter_raw()
+    decoder = SSEDecoder()
+    events: list[SSEEvent] = []
     try:
-        first = await iterator.__anext__()
-    except StopAsyncIteration:
-        await response.aclose()
-        raise _RouteFailed(f"{route.provider.name}: empty stream") from None
+        while not events:
+            try:
+                events = decoder.feed(await iterator.__anext__())
+            except StopAsyncIteration:
+                events = decoder.flush()
+                if not events:
+                    raise _RouteFailed(f"{route.provider.name}: empty stream") from None
+                break
     except httpx.TimeoutException:
         await response.aclose()
-        raise _RouteFailed(f"{route.provider.name}: timed out before the first byte") from None
+        raise _RouteFailed(f"{route.provider.name}: timed out before the first event") from None
     except httpx.TransportError as exc:
         await response.aclose()
         raise _RouteFailed(f"{route.provider.name}: stream failed ({type(exc).__name__})") from None
+    except BaseException:
+        await response.aclose()
+        raise
+    opening_error = _stream_error_message(events[0])
+    if opening_error is not None:
+        await response.aclose()
+        raise _RouteFailed(f"{route.provider.name}: stream opened with an error ({opening_error[:200]})", status=503)
 
     call.streamed = True
     call.status = 200
     framer = _framer(call, route)
     framer.collect = call.key.store_content
-    out = StreamingHttpResponse(_relay(call, response, first, iterator, framer), content_type="text/event-stream")
+    out = StreamingHttpResponse(
+        _relay(call, response, decoder, events, iterator, framer), content_type="text/event-stream"
+    )
     out["cache-control"] = "no-cache"
     out["x-accel-buffering"] = "no"  # nginx must not buffer the stream
     for name, value in _response_headers(call).items():
         out[name] = value
     return out
+
+
+def _stream_error_message(event: SSEEvent) -> str | None:
+    """The message if this event is a provider error (Anthropic `event: error`, OpenAI `{"error": …}`)."""
+    if event.event != "error" and '"error"' not in event.data[:200]:
+        return None
+    try:
+        data = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if event.event == "error" or data.get("type") == "error" or error:
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("type") or "provider error")
+        return str(error or "provider error")
+    return None
 
 
 def _completion_text(payload: dict) -> str:
@@ -330,21 +374,21 @@ def _estimated_usage(call: ProxyCall, payload: dict | None = None, text_chars: i
     }
 
 
-async def _relay(call: ProxyCall, response: httpx.Response, first: bytes, iterator, framer: Framer):
-    decoder = SSEDecoder()
+async def _relay(
+    call: ProxyCall, response: httpx.Response, decoder: SSEDecoder, events: list[SSEEvent], iterator, framer: Framer
+):
     try:
-        chunk: bytes | None = first
-        while chunk is not None:
-            for event in decoder.feed(chunk):
+        while True:
+            for event in events:
                 out = framer.feed(event)
                 if out:
                     if call.ttft_ms is None:
                         call.ttft_ms = call.elapsed_ms()
                     yield out
             try:
-                chunk = await iterator.__anext__()
+                events = decoder.feed(await iterator.__anext__())
             except StopAsyncIteration:
-                chunk = None
+                break
         for event in decoder.flush():
             out = framer.feed(event)
             if out:
@@ -441,6 +485,17 @@ async def proxy_handle(request: HttpRequest, client_format: str) -> HttpResponse
                 call_meter(call)
             return response
         raise _all_failed(call.model, failures)
+    except asyncio.CancelledError:
+        # The client left before the response started (an SDK timeout, a closed tab): the
+        # request still happened and may have cost money upstream, so it is metered.
+        call.client_disconnected = True
+        call.status = 499
+        call.error_type = "client_disconnected"
+        if call.route is not None and call.usage is None:
+            # It reached a provider, which bills the prompt; what it generated is unknown.
+            call.usage = _estimated_usage(call)
+        call_meter(call)
+        raise
     except GatewayError as exc:
         call.status = exc.status
         call.error_type = exc.code or exc.openai_type()

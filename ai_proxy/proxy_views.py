@@ -57,3 +57,18 @@ async def anthropic_model_detail(request: HttpRequest, model_id: str) -> HttpRes
     if request.method != "GET":
         return _method_not_allowed(request, ANTHROPIC, "GET")
     return await anthropic_models(request, model_id)
+
+
+async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any other path under /api/ai/: a JSON 404 in the family's format, never Django's HTML page."""
+    fmt = ANTHROPIC if request.path.startswith("/api/ai/anthropic/") else OPENAI
+    hint = ""
+    if request.path.rstrip("/").endswith("/responses"):
+        hint = " The Responses API is not served: use chat/completions (AI SDK: `openai.chat(model)`)."
+    elif request.path.endswith("/"):
+        hint = " Paths take no trailing slash."
+    return error_response(
+        GatewayError(404, f"No endpoint {request.method} {request.path}.{hint}", code="not_found"),
+        fmt,
+        new_request_id(),
+    )

@@ -9,16 +9,19 @@ second, so a healthy gateway pays no shared-state round trip per request.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from itertools import groupby
 
 from django.conf import settings
 
-from gateway_site.shared_state import shared_state
+from gateway_site.shared_state import STATE_ERRORS, shared_state
 
 from .catalog import ModelEntry, RouteEntry
 from .errors import GatewayError
+
+logger = logging.getLogger(__name__)
 
 _FAILURE_WINDOW_SECONDS = 60.0
 _COOLDOWN_RECHECK_SECONDS = 0.5
@@ -40,7 +43,12 @@ async def _cooling(routes: list[RouteEntry]) -> set[int]:
     now = time.monotonic()
     stale = [r.id for r in routes if now - _cooldown_seen.get(r.id, (False, float("-inf")))[1] >= _COOLDOWN_RECHECK_SECONDS]
     if stale:
-        values = await shared_state().get_many([f"route:cool:{rid}" for rid in stale])
+        try:
+            values = await shared_state().get_many([f"route:cool:{rid}" for rid in stale])
+        except STATE_ERRORS as exc:
+            # Without shared state, route by what this process last knew rather than fail.
+            logger.warning("shared state unreachable, routing without cool-downs: %s", type(exc).__name__)
+            values = [None if rid not in _cooldown_seen else ("1" if _cooldown_seen[rid][0] else None) for rid in stale]
         for rid, value in zip(stale, values):
             _cooldown_seen[rid] = (value is not None, now)
     return {r.id for r in routes if _cooldown_seen.get(r.id, (False, 0))[0]}
@@ -70,14 +78,20 @@ async def routes_for(model: ModelEntry) -> list[RouteEntry]:
 async def route_failed(route: RouteEntry) -> None:
     state = shared_state()
     _failing.add(route.id)
-    failures = await state.incr(f"route:fail:{route.id}", ttl=_FAILURE_WINDOW_SECONDS)
-    if failures >= settings.GATEWAY_COOLDOWN_FAILURES:
-        await state.set(f"route:cool:{route.id}", "1", ttl=settings.GATEWAY_COOLDOWN_SECONDS)
-        await state.delete(f"route:fail:{route.id}")
-        _cooldown_seen[route.id] = (True, time.monotonic())
+    try:
+        failures = await state.incr(f"route:fail:{route.id}", ttl=_FAILURE_WINDOW_SECONDS)
+        if failures >= settings.GATEWAY_COOLDOWN_FAILURES:
+            await state.set(f"route:cool:{route.id}", "1", ttl=settings.GATEWAY_COOLDOWN_SECONDS)
+            await state.delete(f"route:fail:{route.id}")
+            _cooldown_seen[route.id] = (True, time.monotonic())
+    except STATE_ERRORS as exc:
+        logger.warning("shared state unreachable, route %s failure not counted: %s", route.id, type(exc).__name__)
 
 
 async def route_succeeded(route: RouteEntry) -> None:
     if route.id in _failing:
         _failing.discard(route.id)
-        await shared_state().delete(f"route:fail:{route.id}")
+        try:
+            await shared_state().delete(f"route:fail:{route.id}")
+        except STATE_ERRORS as exc:
+            logger.warning("shared state unreachable: %s", type(exc).__name__)

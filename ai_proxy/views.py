@@ -6,7 +6,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.views import APIView
+from gateway_site.api_views import ApiView
 
 from gateway_site.shared_state import shared_state
 
@@ -47,13 +47,13 @@ def visible_models(ctx) -> list[ModelEntry]:
     return [m for m in catalog.models.values() if ctx.may_use(m.public_id)]
 
 
-class ModelListApi(APIView):
+class ModelListApi(ApiView):
     def get(self, request):
         data = [model_openai_json(m) for m in visible_models(request.auth)]
         return Response({"object": "list", "data": data})
 
 
-class ModelDetailApi(APIView):
+class ModelDetailApi(ApiView):
     def get(self, request, model_id: str):
         model = catalog_get_sync().resolve(model_id)
         if model is None or not request.auth.may_use(model.public_id):
@@ -68,7 +68,7 @@ class ModelDetailApi(APIView):
         return Response(model_openai_json(model))
 
 
-class HealthApi(APIView):
+class HealthApi(ApiView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 

@@ -33,13 +33,15 @@ from typing import Any
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, close_old_connections, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, close_old_connections, connection, connections, transaction
 
 from .pricing import Prices, cost_compute
 
 logger = logging.getLogger(__name__)
 
 LEDGER_KEY = "gw:billing:ledger"
+# Rows the database refused outright (never dropped; see _dead_letter).
+DEAD_LETTER_KEY = "gw:billing:ledger:dead"
 CLAIMS_KEY = "gw:billing:ledger:claims"
 INFLIGHT_PREFIX = "gw:billing:ledger:inflight:"
 BATCH_ROWS = 500
@@ -97,6 +99,7 @@ class UsageEvent:
 
 # Rows not yet in the database (memory mode, or Redis unreachable). deque appends are thread-safe.
 _buffer: deque[dict[str, Any]] = deque()
+dead_letters: deque[dict[str, Any]] = deque(maxlen=100_000)
 # Held while a batch is between its buffer and a committed insert, so ledger_flush_sync() returns
 # only after this process's in-flight rows are in the database.
 _write_lock = threading.Lock()
@@ -365,9 +368,13 @@ def _instance(row: dict[str, Any]):
     for name in _MONEY:
         if data[name] is not None:
             data[name] = Decimal(str(data[name]))
-    # Client-supplied strings are cut to the column, so one odd request can't poison a batch.
+    # Client-supplied strings are cut to the column and lose NUL characters (PostgreSQL refuses
+    # them in text), so one odd request can't poison a batch.
     for name, limit in _TEXT_LIMITS.items():
-        data[name] = (data[name] or "")[:limit]
+        data[name] = (data[name] or "").replace("\x00", "")[:limit]
+    for name in ("prompt_text", "completion_text"):
+        if data[name]:
+            data[name] = data[name].replace("\x00", "")
     for name in _COUNTS:
         data[name] = max(0, int(data[name] or 0))
     if data["ttft_ms"] is not None:
@@ -391,7 +398,14 @@ def _insert(rows: list[dict[str, Any]]) -> None:
 
     from .models import UsageRecord
 
-    records = [_instance(row) for row in rows]
+    records, kept = [], []
+    for row in rows:
+        try:
+            records.append(_instance(row))
+            kept.append(row)
+        except (ValueError, TypeError, KeyError) as exc:
+            _dead_letter(row, exc)
+    rows = kept
     model_ids = {r.model_id for r in records if r.model_id is not None}
     if model_ids:
         names = dict(CatalogModel.objects.filter(pk__in=model_ids).values_list("pk", "public_id"))
@@ -403,7 +417,40 @@ def _insert(rows: list[dict[str, Any]]) -> None:
         # An organization or key deleted after its request: keep the row (the money happened),
         # drop only the dangling link, and try once more.
         _unlink_missing(records)
+        _insert_rows_apart_on_data_error(records, rows)
+    except DataError:
+        _insert_rows_apart_on_data_error(records, rows)
+
+
+def _insert_rows_apart_on_data_error(records: list, rows: list[dict[str, Any]]) -> None:
+    """A value the database refuses must cost one row, not every row queued behind it: insert
+    one by one and set aside (never drop) what is refused. Connection errors still raise, so
+    the whole batch is retried."""
+    try:
         _insert_ignoring_duplicates(records)
+        return
+    except (DataError, IntegrityError):
+        pass
+    for record, row in zip(records, rows):
+        try:
+            _insert_ignoring_duplicates([record])
+        except (DataError, IntegrityError) as exc:
+            _dead_letter(row, exc)
+
+
+def _dead_letter(row: dict[str, Any], exc: BaseException) -> None:
+    """Keep a row the database refused where an operator can find it, and say so loudly."""
+    logger.error(
+        "ledger: row %s refused (%s: %s); kept in the dead-letter list %s",
+        row.get("request_id"), type(exc).__name__, str(exc)[:200], DEAD_LETTER_KEY,
+    )
+    if settings.REDIS_URL:
+        try:
+            _sync_redis().rpush(DEAD_LETTER_KEY, _encode(row))
+            return
+        except Exception:  # Redis down too: memory is the last place left
+            pass
+    dead_letters.append(row)
 
 
 def _insert_ignoring_duplicates(records: list) -> None:

@@ -5,7 +5,7 @@ import datetime as dt
 import re
 
 from rest_framework.response import Response
-from rest_framework.views import APIView
+from gateway_site.api_views import ApiView
 
 from ai_proxy.errors import GatewayError, raise_for_drf
 
@@ -35,7 +35,7 @@ def _month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
     return day.replace(day=1), day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
-class UsageApi(APIView):
+class UsageApi(ApiView):
     """GET /api/ai/usage?from_date=&to_date=: the caller's organization's usage, dates inclusive (UTC).
 
     With neither date, the current month. A missing from_date starts at the first of to_date's

@@ -17,6 +17,13 @@ from django.conf import settings
 
 _PREFIX = "gw:"
 
+try:  # what a Redis outage looks like to callers that must keep serving through one
+    from redis.exceptions import RedisError
+
+    STATE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
+except ImportError:  # pragma: no cover - redis is a hard dependency
+    STATE_ERRORS = (OSError, asyncio.TimeoutError)
+
 
 class _MemoryState:
     def __init__(self) -> None:

@@ -114,8 +114,9 @@ async def key_context_get(plaintext: str) -> KeyContext | None:
     digest = key_hash(plaintext)
     ctx = key_cache.get(digest, _MISSING)
     if ctx is _MISSING:
+        generation = key_cache.generation
         ctx = await db_call(_context_from_db, plaintext)
-        key_cache.set(digest, ctx)
+        key_cache.set(digest, ctx, generation)
     if ctx is not None:
         now = timezone.now()
         if _touch_due(ctx, now):
@@ -132,8 +133,9 @@ def key_context_get_sync(plaintext: str) -> KeyContext | None:
     digest = key_hash(plaintext)
     ctx = key_cache.get(digest, _MISSING)
     if ctx is _MISSING:
+        generation = key_cache.generation
         ctx = _context_from_db(plaintext)
-        key_cache.set(digest, ctx)
+        key_cache.set(digest, ctx, generation)
     if ctx is not None:
         now = timezone.now()
         if _touch_due(ctx, now):

@@ -239,3 +239,14 @@ def test_it_never_leaks_provider_secrets_in_errors(gateway):
     assert exc.value.status_code == 502
     assert "fake-openai-key" not in exc.value.response.text
     assert "gpt-4o" in exc.value.message
+
+
+@pytest.mark.parametrize("path,shape", [
+    ("/api/ai/responses", "openai"), ("/api/ai/chat/completions/", "openai"), ("/api/ai/anthropic/v2/messages", "anthropic"),
+])
+def test_it_answers_unknown_api_paths_with_a_json_404(gateway, path, shape):
+    response = httpx.post(f"{gateway.url}{path}", json={}, headers={"authorization": f"Bearer {gateway.key}"})
+    assert response.status_code == 404
+    body = response.json()
+    assert (body["type"] == "error") if shape == "anthropic" else ("message" in body["error"])
+    assert body["detail"]

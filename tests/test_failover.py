@@ -132,3 +132,58 @@ def test_it_spreads_load_by_weight_within_a_priority(gateway):
     upstream = [r.json["model"] for r in gateway.fake.requests_to(OPENAI_CHAT)]
     assert upstream.count("gpt-4o-heavy") > upstream.count("gpt-4o")
     assert upstream.count("gpt-4o") >= 1
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_it_fails_over_when_a_provider_refuses_the_gateways_credentials(gateway, status):
+    _backup_route(gateway)
+    gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(status=status, json={"error": {
+        "message": "Incorrect API key provided: sk-proj-****wxyz.", "type": "invalid_request_error",
+        "param": None, "code": "invalid_api_key"}}))
+    assert _ask(gateway).choices[0].message.content == "echo: hello"
+
+
+def test_it_answers_502_without_the_providers_words_when_credentials_fail_everywhere(gateway):
+    gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(status=401, json={"error": {
+        "message": "Incorrect API key provided: sk-proj-****wxyz.", "type": "invalid_request_error",
+        "param": None, "code": "invalid_api_key"}}))
+    with pytest.raises(openai.InternalServerError) as exc:
+        _ask(gateway)
+    assert exc.value.status_code == 502, "the client's own key is fine: not a 401"
+    assert "sk-proj" not in exc.value.response.text
+
+
+@pytest.mark.parametrize("status", [501, 520, 524])
+def test_it_fails_over_on_any_5xx(gateway, status):
+    _backup_route(gateway)
+    gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(status=status))
+    assert _ask(gateway).choices[0].message.content == "echo: hello"
+
+
+def test_it_fails_over_a_stream_that_opens_with_an_error_event(gateway):
+    from tests.fake_provider import ANTHROPIC_MESSAGES
+
+    add_route("claude-3-haiku", "anthropic-backup", kind="anthropic", base_url=gateway.fake.url,
+              upstream_model="claude-backup", priority=1, api_key_env="ANTHROPIC_API_KEY")
+    gateway.fake.enqueue(ANTHROPIC_MESSAGES, FakeResponse(events=[
+        ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})]))
+    with gateway.anthropic().messages.stream(model="claude-3-haiku", max_tokens=20,
+                                             messages=[{"role": "user", "content": "hi"}]) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text == "echo: hi"
+    assert [r.json["model"] for r in gateway.fake.requests_to(ANTHROPIC_MESSAGES)] == [
+        "claude-3-haiku-20240307", "claude-backup"]
+
+
+def test_it_keeps_serving_and_metering_while_redis_is_down(gateway, settings):
+    from billing.models import UsageRecord
+    from tests.test_proxy_metering import _rows
+
+    real_redis = settings.REDIS_URL
+    _ask(gateway)  # key and catalog now cached in this process
+    settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    reply = _ask(gateway)
+    assert reply.choices[0].message.content == "echo: hello"
+    settings.REDIS_URL = real_redis
+    rows = _rows(2)
+    assert len(rows) == 2 and UsageRecord.objects.filter(status=200).count() == 2

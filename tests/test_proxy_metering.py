@@ -171,3 +171,51 @@ def test_concurrent_requests_are_all_recorded(gateway):
         ids = set(pool.map(one, range(40)))
     rows = _rows(40)
     assert {r.request_id for r in rows} == ids and len(rows) == 40
+
+
+def test_it_meters_a_client_that_gives_up_before_the_response(gateway):
+    gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(delay=2.0))
+    with pytest.raises(openai.APITimeoutError):
+        gateway.openai(timeout=0.5).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "slow one"}])
+    [row] = _rows(1)
+    assert row.client_disconnected is True and row.status == 499
+    assert row.prompt_tokens > 0 and row.tokens_estimated is True and row.cost > 0
+
+
+def test_a_nul_byte_in_a_request_costs_no_ledger_rows(gateway):
+    response = httpx.post(f"{gateway.url}/api/ai/chat/completions",
+                          json={"model": "x\u0000y", "messages": [{"role": "user", "content": "a"}]},
+                          headers={"authorization": f"Bearer {gateway.key}"})
+    assert response.status_code == 404
+    for _ in range(3):
+        gateway.openai().chat.completions.create(model="mock-echo", messages=[{"role": "user", "content": "b"}])
+    rows = _rows(4)
+    assert len(rows) == 4
+    assert rows[0].requested_model == "xy"
+
+
+def test_a_row_the_database_refuses_is_set_aside_not_blocking_the_rest(gateway):
+    from django.db import connection
+    from django.utils import timezone
+
+    from billing import metering
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite stores any integer; PostgreSQL refuses this one")
+    for _ in range(2):
+        gateway.openai().chat.completions.create(model="mock-echo", messages=[{"role": "user", "content": "b"}])
+    event = metering.UsageEvent(
+        request_id="req_too_big", started_at=timezone.now(),
+        endpoint="openai", organization_id=None, api_key_id=None, public_model="mock-echo", model_id=None,
+        provider="mock", upstream_model="mock-echo", route_id=None, streamed=False, status=200, error_type="",
+        prompt_tokens=2**40)
+    metering.usage_record_sync(event)
+    rows = _rows(2)
+    assert len(rows) == 2 and all(r.request_id != "req_too_big" for r in rows)
+    from billing.metering import ledger_flush_sync
+    from billing.models import UsageRecord
+
+    ledger_flush_sync()
+    assert UsageRecord.objects.count() == 2
+    assert metering.ledger_pending_sync() == 0, "nothing stuck in the buffer"
