@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from billing.metering import UsageEvent, usage_record
 from billing.pricing import cost_compute, prices_from_model
+from billing.ratelimit import rate_limit_settle
 
 if TYPE_CHECKING:
     from .proxy import ProxyCall
@@ -79,16 +80,21 @@ def call_cost(call: "ProxyCall") -> Decimal | None:
 
 def call_meter(call: "ProxyCall") -> None:
     event = _event(call)
-    task = asyncio.get_running_loop().create_task(usage_record(event))
-    _pending.add(task)
-    task.add_done_callback(_metered)
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(usage_record(event))]
+    if call.key is not None and call.key.tpm_limit and call.usage:
+        tokens = call.usage["prompt_tokens"] + call.usage["completion_tokens"]
+        tasks.append(loop.create_task(rate_limit_settle(key_id=call.key.key_id, tokens=tokens)))
+    for task in tasks:
+        _pending.add(task)
+        task.add_done_callback(_metered)
 
 
 def _metered(task: asyncio.Task) -> None:
     _pending.discard(task)
     if not task.cancelled() and task.exception() is not None:
         # Never silent: a lost ledger row is a billing bug the operator must see.
-        logger.error("usage_record failed", exc_info=task.exception())
+        logger.error("metering task failed", exc_info=task.exception())
 
 
 async def metering_drain() -> None:

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from billing.ratelimit import RateLimited, RateLimitStatus, rate_limit_admit
 from orgs.selectors import KeyContext, key_context_get, presented_key
 
 from .catalog import ModelEntry, RouteEntry, catalog_get
@@ -68,6 +69,7 @@ class ProxyCall:
     client_disconnected: bool = False
     body: dict = field(default_factory=dict)
     completion_text: str | None = None
+    rate_limits: RateLimitStatus | None = None
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.t0) * 1000)
@@ -157,6 +159,28 @@ async def _resolve(call: ProxyCall) -> ModelEntry:
     return model
 
 
+async def _admit(call: ProxyCall) -> RateLimitStatus | None:
+    key = call.key
+    if not key.rpm_limit and not key.tpm_limit:
+        return None
+    try:
+        return await rate_limit_admit(
+            key_id=key.key_id,
+            rpm_limit=key.rpm_limit,
+            tpm_limit=key.tpm_limit,
+            prompt_tokens=tokens_for_request(call.body) if key.tpm_limit else 0,
+        )
+    except RateLimited as exc:
+        # retry-after within 60 s, so every SDK honours it and retries after the window.
+        raise GatewayError(
+            429,
+            exc.message,
+            code="rate_limit_exceeded",
+            error_type="rate_limit_error",
+            headers={"retry-after": str(exc.status.reset_in()), **exc.status.headers(call.client_format)},
+        ) from None
+
+
 def _upstream_body(call: ProxyCall, route: RouteEntry) -> dict:
     body, model = call.body, call.model
     dialect = _dialect(route)
@@ -216,6 +240,8 @@ def _response_headers(call: ProxyCall) -> dict[str, str]:
         headers["x-gateway-model"] = call.model.public_id
     if call.route is not None:
         headers["x-gateway-provider"] = call.route.provider.name
+    if call.rate_limits is not None:
+        headers.update(call.rate_limits.headers(call.client_format))
     return headers
 
 
@@ -469,6 +495,7 @@ async def proxy_handle(request: HttpRequest, client_format: str) -> HttpResponse
             messages_request_validate(call.body)
         call.streamed = bool(call.body.get("stream"))
         call.model = await _resolve(call)
+        call.rate_limits = await _admit(call)
         routes = await routes_for(call.model)
         failures: list[_RouteFailed] = []
         for route in routes:

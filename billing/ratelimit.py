@@ -1,0 +1,119 @@
+"""Per-key rate limits: requests per minute (RPM) and tokens per minute (TPM).
+
+Fixed one-minute windows in shared state (Redis with REDIS_URL, so every instance counts
+together; process memory otherwise). A request is admitted when the key's requests in this
+minute stay within RPM and the tokens already used this minute plus this request's prompt
+estimate stay within TPM; the tokens actually used are added when the request is metered.
+A fixed window can let up to twice the limit through across a minute boundary; that is the
+usual trade for one counter per key and no per-request sorted sets. Keys without limits pay
+nothing: no shared-state round trip at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from gateway_site.shared_state import STATE_ERRORS, shared_state
+
+logger = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 60
+_KEEP_SECONDS = 2 * WINDOW_SECONDS
+
+
+@dataclass(frozen=True)
+class RateLimitStatus:
+    rpm_limit: int | None
+    rpm_used: int
+    tpm_limit: int | None
+    tpm_used: int
+    reset_at: float  # unix time the window ends
+
+    def reset_in(self, now: float | None = None) -> int:
+        return max(1, int(self.reset_at - (now or time.time()) + 0.999))
+
+    def headers(self, client_format: str) -> dict[str, str]:
+        """OpenAI's x-ratelimit-* or Anthropic's anthropic-ratelimit-* headers (WIRE.md §4)."""
+        out: dict[str, str] = {}
+        reset_seconds = self.reset_in()
+        reset_rfc3339 = datetime.fromtimestamp(self.reset_at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for kind, limit, used in (("requests", self.rpm_limit, self.rpm_used), ("tokens", self.tpm_limit, self.tpm_used)):
+            if limit is None:
+                continue
+            remaining = str(max(0, limit - used))
+            if client_format == "anthropic":
+                out[f"anthropic-ratelimit-{kind}-limit"] = str(limit)
+                out[f"anthropic-ratelimit-{kind}-remaining"] = remaining
+                out[f"anthropic-ratelimit-{kind}-reset"] = reset_rfc3339
+            else:
+                out[f"x-ratelimit-limit-{kind}"] = str(limit)
+                out[f"x-ratelimit-remaining-{kind}"] = remaining
+                out[f"x-ratelimit-reset-{kind}"] = f"{reset_seconds}s"
+        return out
+
+
+class RateLimited(Exception):
+    def __init__(self, message: str, status: RateLimitStatus) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _window(now: float) -> tuple[int, float]:
+    window = int(now // WINDOW_SECONDS)
+    return window, (window + 1) * WINDOW_SECONDS
+
+
+async def rate_limit_admit(
+    *, key_id: int, rpm_limit: int | None, tpm_limit: int | None, prompt_tokens: int
+) -> RateLimitStatus | None:
+    """Count this request against the key's limits; raise RateLimited if it is over.
+
+    Returns None for keys without limits. If shared state is unreachable the request is let
+    through (and logged): an outage of the counter must not become an outage of the gateway.
+    """
+    if not rpm_limit and not tpm_limit:
+        return None
+    now = time.time()
+    window, reset_at = _window(now)
+    state = shared_state()
+    try:
+        rpm_used = await state.incr(f"rl:req:{key_id}:{window}", ttl=_KEEP_SECONDS) if rpm_limit else 0
+        tpm_used = int(await state.get(f"rl:tok:{key_id}:{window}") or 0) if tpm_limit else 0
+    except STATE_ERRORS as exc:
+        logger.warning("rate limits not enforced (shared state unreachable): %s", type(exc).__name__)
+        return None
+    status = RateLimitStatus(rpm_limit, rpm_used, tpm_limit, tpm_used, reset_at)
+    if rpm_limit and rpm_used > rpm_limit:
+        raise RateLimited(
+            f"Rate limit reached: this key allows {rpm_limit} requests per minute. "
+            f"Retry in {status.reset_in(now)} s.",
+            status,
+        )
+    if tpm_limit and tpm_used + prompt_tokens > tpm_limit:
+        if prompt_tokens > tpm_limit:
+            raise RateLimited(
+                f"This request's ~{prompt_tokens} input tokens exceed the key's limit of {tpm_limit} "
+                "tokens per minute; it can never be admitted. Shorten it or ask for a higher limit.",
+                status,
+            )
+        raise RateLimited(
+            f"Rate limit reached: this key allows {tpm_limit} tokens per minute and has used {tpm_used}. "
+            f"Retry in {status.reset_in(now)} s.",
+            status,
+        )
+    return status
+
+
+async def rate_limit_settle(*, key_id: int, tokens: int) -> None:
+    """Add the tokens a finished request really used to its key's current window."""
+    if tokens <= 0:
+        return
+    window, _ = _window(time.time())
+    try:
+        await shared_state().incr(f"rl:tok:{key_id}:{window}", tokens, ttl=_KEEP_SECONDS)
+    except STATE_ERRORS as exc:
+        logger.warning("token usage not counted for rate limits: %s", type(exc).__name__)

@@ -1,0 +1,110 @@
+"""Per-key RPM and TPM limits: 429 in each format with retry-after and rate-limit headers."""
+
+from __future__ import annotations
+
+import time
+
+import anthropic
+import openai
+import pytest
+
+from tests.proxy_helpers import gateway  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _away_from_the_window_edge():
+    # Windows are calendar minutes: don't let one roll over in the middle of a test.
+    into = time.time() % 60
+    if into > 54:
+        time.sleep(60 - into + 0.2)
+
+
+def _limited_key(alice_org, **limits) -> str:
+    from orgs.services import api_key_issue
+
+    return api_key_issue(organization=alice_org, label="limited", **limits).plaintext
+
+
+def _ask(client, content="hello"):
+    return client.chat.completions.with_raw_response.create(
+        model="mock-echo", messages=[{"role": "user", "content": content}])
+
+
+def test_it_refuses_requests_over_the_keys_rpm(gateway, alice_org):
+    client = gateway.openai(api_key=_limited_key(alice_org, rpm_limit=2))
+    first = _ask(client)
+    assert first.headers["x-ratelimit-limit-requests"] == "2"
+    assert first.headers["x-ratelimit-remaining-requests"] == "1"
+    _ask(client)
+    with pytest.raises(openai.RateLimitError) as exc:
+        _ask(client)
+    assert exc.value.code == "rate_limit_exceeded"
+    assert "2 requests per minute" in exc.value.message
+    retry_after = int(exc.value.response.headers["retry-after"])
+    assert 1 <= retry_after <= 60
+    assert exc.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_other_keys_are_not_limited_by_it(gateway, alice_org):
+    limited = gateway.openai(api_key=_limited_key(alice_org, rpm_limit=1))
+    _ask(limited)
+    with pytest.raises(openai.RateLimitError):
+        _ask(limited)
+    assert _ask(gateway.openai()).http_response.status_code == 200
+    assert "x-ratelimit-limit-requests" not in _ask(gateway.openai()).headers
+
+
+def test_it_answers_in_anthropic_format_on_the_messages_route(gateway, alice_org):
+    client = gateway.anthropic(api_key=_limited_key(alice_org, rpm_limit=1))
+    ok = client.messages.with_raw_response.create(
+        model="mock-echo", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+    assert ok.headers["anthropic-ratelimit-requests-limit"] == "1"
+    with pytest.raises(anthropic.RateLimitError) as exc:
+        client.messages.create(model="mock-echo", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+    assert exc.value.body["error"]["type"] == "rate_limit_error"
+    assert exc.value.response.headers["anthropic-ratelimit-requests-remaining"] == "0"
+    assert exc.value.response.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
+
+
+def test_it_refuses_requests_over_the_keys_tpm_once_tokens_are_used(gateway, alice_org):
+    from gateway_site.shared_state import shared_state
+    from orgs.models import ApiKey
+
+    plaintext = _limited_key(alice_org, tpm_limit=40)
+    key_id = ApiKey.objects.get(label="limited").pk
+    client = gateway.openai(api_key=plaintext)
+    reply = _ask(client, "one two three four five six seven eight").parse()
+    used = reply.usage.total_tokens
+    window = int(time.time() // 60)
+    deadline = time.monotonic() + 5
+    while int(shared_state().get_sync(f"rl:tok:{key_id}:{window}") or 0) < used and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert int(shared_state().get_sync(f"rl:tok:{key_id}:{window}")) == used
+    from ai_proxy.tokens import tokens_for_request
+
+    next_prompt = tokens_for_request({"messages": [{"role": "user", "content": "one two three four five six seven eight"}]})
+    assert used < 40 < used + next_prompt, "the next prompt no longer fits in this minute"
+    with pytest.raises(openai.RateLimitError) as exc:
+        _ask(client, "one two three four five six seven eight")
+    assert f"40 tokens per minute and has used {used}" in exc.value.message
+
+
+def test_a_prompt_larger_than_the_tpm_is_refused_outright(gateway, alice_org):
+    client = gateway.openai(api_key=_limited_key(alice_org, tpm_limit=10))
+    with pytest.raises(openai.RateLimitError) as exc:
+        _ask(client, "word " * 200)
+    assert "can never be admitted" in exc.value.message
+
+
+def test_a_rate_limited_request_leaves_a_ledger_row(gateway, alice_org):
+    from tests.test_proxy_metering import _rows
+
+    client = gateway.openai(api_key=_limited_key(alice_org, rpm_limit=1))
+    _ask(client)
+    with pytest.raises(openai.RateLimitError):
+        _ask(client)
+    rows = _rows(2)
+    assert [r.status for r in rows] == [200, 429]
+    assert rows[1].error_type == "rate_limit_exceeded" and rows[1].cost == 0
