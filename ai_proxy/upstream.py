@@ -44,6 +44,15 @@ def _client_for(route: RouteEntry) -> httpx.AsyncClient:
     return client
 
 
+async def upstream_close() -> None:
+    """Close this loop's pooled clients (graceful shutdown): no connection is left half-open."""
+    loop_id = id(asyncio.get_running_loop())
+    for pool in (_clients, _mock_client):
+        client = pool.pop(loop_id, None)
+        if client is not None:
+            await client.aclose()
+
+
 def upstream_url(route: RouteEntry) -> str:
     if route.provider.kind == "anthropic":
         return f"{route.provider.base_url}/v1/messages"

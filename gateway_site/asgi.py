@@ -35,6 +35,9 @@ async def application(scope, receive, send):
                 await metering_drain()
                 await ledger_flush()
                 ledger_connections_close()
+                from ai_proxy.upstream import upstream_close
+
+                await upstream_close()
             except Exception as exc:
                 logger.exception("shutdown: usage ledger flush failed")
                 await send({"type": "lifespan.shutdown.failed", "message": f"ledger flush failed: {type(exc).__name__}"})

@@ -80,7 +80,9 @@ def gateway_url():
     from gateway_site.asgi import application
 
     sock = _free_socket()
-    config = uvicorn.Config(application, lifespan="off", log_level="warning", timeout_graceful_shutdown=1)
+    # lifespan on: the session ends with the same graceful shutdown production has (metering
+    # drained, ledger flushed, upstream connections closed).
+    config = uvicorn.Config(application, lifespan="on", log_level="warning", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
