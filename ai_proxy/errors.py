@@ -53,6 +53,7 @@ class GatewayError(Exception):
         code: str | None = None,
         param: str | None = None,
         error_type: str | None = None,
+        anthropic_error_type: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -61,14 +62,17 @@ class GatewayError(Exception):
         self.code = code
         self.param = param
         self.error_type = error_type
+        self.anthropic_error_type = anthropic_error_type
         self.headers = headers or {}
 
     def openai_type(self) -> str:
-        if self.error_type and self.error_type in _OPENAI_TYPES.values():
+        if self.error_type:
             return self.error_type
         return _OPENAI_TYPES.get(self.status, "server_error" if self.status >= 500 else "invalid_request_error")
 
     def anthropic_type(self) -> str:
+        if self.anthropic_error_type:
+            return self.anthropic_error_type
         return _ANTHROPIC_TYPES.get(self.status, "api_error" if self.status >= 500 else "invalid_request_error")
 
     def body(self, fmt: str, request_id: str) -> dict[str, Any]:

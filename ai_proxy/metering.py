@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from billing.metering import UsageEvent, usage_record
+from billing.budget import budget_settle
 from billing.pricing import cost_compute, prices_from_model
 from billing.ratelimit import rate_limit_settle
 
@@ -85,6 +86,9 @@ def call_meter(call: "ProxyCall") -> None:
     if call.key is not None and call.key.tpm_limit and call.usage:
         tokens = call.usage["prompt_tokens"] + call.usage["completion_tokens"]
         tasks.append(loop.create_task(rate_limit_settle(key_id=call.key.key_id, tokens=tokens)))
+    if call.reservation is not None:
+        cost = call_cost(call) or Decimal(0)
+        tasks.append(loop.create_task(budget_settle(call.reservation, cost)))
     for task in tasks:
         _pending.add(task)
         task.add_done_callback(_metered)

@@ -21,6 +21,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from billing.budget import OverBudget, Reservation, budget_reserve, worst_case_cost
+from billing.pricing import prices_from_model
 from billing.ratelimit import RateLimited, RateLimitStatus, rate_limit_admit
 from orgs.selectors import KeyContext, key_context_get, presented_key
 
@@ -70,6 +72,7 @@ class ProxyCall:
     body: dict = field(default_factory=dict)
     completion_text: str | None = None
     rate_limits: RateLimitStatus | None = None
+    reservation: Reservation | None = None
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.t0) * 1000)
@@ -178,6 +181,31 @@ async def _admit(call: ProxyCall) -> RateLimitStatus | None:
             code="rate_limit_exceeded",
             error_type="rate_limit_error",
             headers={"retry-after": str(exc.status.reset_in()), **exc.status.headers(call.client_format)},
+        ) from None
+
+
+async def _reserve_budget(call: ProxyCall) -> Reservation | None:
+    key, model = call.key, call.model
+    if key.monthly_budget_usd is None or key.budget_mode != "hard":
+        return None
+    body = call.body
+    max_output = body.get("max_completion_tokens") or body.get("max_tokens") or model.max_output_tokens
+    worst = worst_case_cost(
+        prices=prices_from_model(model), prompt_tokens=tokens_for_request(body), max_output_tokens=int(max_output)
+    )
+    try:
+        return await budget_reserve(
+            organization_id=key.organization_id, budget_usd=key.monthly_budget_usd, amount=worst, now=call.started_at
+        )
+    except OverBudget as exc:
+        raise GatewayError(
+            429,
+            exc.message,
+            code="budget_exceeded",
+            error_type="insufficient_quota",
+            anthropic_error_type="billing_error",
+            # Retrying cannot help until the operator acts: tell the SDKs not to.
+            headers={"x-should-retry": "false"},
         ) from None
 
 
@@ -496,6 +524,7 @@ async def proxy_handle(request: HttpRequest, client_format: str) -> HttpResponse
         call.streamed = bool(call.body.get("stream"))
         call.model = await _resolve(call)
         call.rate_limits = await _admit(call)
+        call.reservation = await _reserve_budget(call)
         routes = await routes_for(call.model)
         failures: list[_RouteFailed] = []
         for route in routes:

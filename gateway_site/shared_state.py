@@ -28,7 +28,11 @@ except ImportError:  # pragma: no cover - redis is a hard dependency
 class _MemoryState:
     def __init__(self) -> None:
         self._data: dict[str, tuple[Any, float | None]] = {}
-        self._lock = threading.Lock()
+        # Re-entrant: a script section holds it while calling get/set/incr, which take it too.
+        self._lock = threading.RLock()
+
+    def _lock_reentrant(self):
+        return self._lock
 
     def _live(self, key: str) -> Any:
         item = self._data.get(key)
@@ -75,6 +79,7 @@ class SharedState:
         self._sync_client = None
         # redis.asyncio clients are bound to the loop that created them; one per loop.
         self._async_clients: dict[int, Any] = {}
+        self._scripts: dict[int, dict[str, Any]] = {}
 
     @property
     def uses_redis(self) -> bool:
@@ -136,6 +141,30 @@ class SharedState:
             self._memory.delete(key)
             return
         await self._async_client().delete(_PREFIX + key)
+
+    async def set_if_absent(self, key: str, value: str, ttl: float | None = None) -> bool:
+        if self._memory is not None:
+            if self._memory.get(key) is not None:
+                return False
+            self._memory.set(key, value, ttl)
+            return True
+        return bool(await self._async_client().set(_PREFIX + key, value, px=int(ttl * 1000) if ttl else None, nx=True))
+
+    async def script(self, lua: str, keys: list[str], args: list, *, local):
+        """Run an atomic check-and-update: the Lua script on Redis, or `local(memory)` in process.
+
+        In memory mode the whole update runs without an await, so on the one event loop of the
+        embedded default it is as atomic as the script is on Redis.
+        """
+        if self._memory is not None:
+            with self._memory._lock_reentrant():
+                return local(self._memory)
+        client = self._async_client()
+        scripts = self._scripts.setdefault(id(client), {})
+        script = scripts.get(lua)
+        if script is None:
+            script = scripts[lua] = client.register_script(lua)
+        return await script(keys=[_PREFIX + k for k in keys], args=args)
 
     # --- sync, for admin, commands and signals ---------------------------------------------
     def get_sync(self, key: str) -> str | None:
