@@ -37,6 +37,7 @@ import uuid
 from typing import Any
 
 from .errors import GatewayError
+from .usage import usage_from_anthropic
 
 PROVIDER = "Anthropic"
 JSON_TOOL_NAME = "json_tool_call"
@@ -445,7 +446,7 @@ def anthropic_to_chat_response(
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
-        "usage": _chat_usage(_anthropic_usage(resp.get("usage") or {})),
+        "usage": _chat_usage(usage_from_anthropic(resp.get("usage") or {})),
         "service_tier": "default",
         "system_fingerprint": None,
     }
@@ -457,18 +458,6 @@ def _fallback_id(request_id: str | None) -> str:
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _anthropic_usage(usage: dict) -> dict[str, int]:
-    """Anthropic usage → our metering dict; prompt_tokens includes cache reads and writes."""
-    cache_read = _int(usage.get("cache_read_input_tokens"))
-    cache_write = _int(usage.get("cache_creation_input_tokens"))
-    return {
-        "prompt_tokens": _int(usage.get("input_tokens")) + cache_read + cache_write,
-        "completion_tokens": _int(usage.get("output_tokens")),
-        "cache_read_tokens": cache_read,
-        "cache_write_tokens": cache_write,
-    }
 
 
 def _chat_usage(usage: dict[str, int]) -> dict:

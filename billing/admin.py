@@ -59,8 +59,21 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Billing records are history: viewable, never added, edited or deleted by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(ReadOnlyAdmin):
     list_display = (
         "created_at", "organization", "api_key", "model_name", "endpoint", "streamed", "status",
         "prompt_tokens", "completion_tokens", "tokens_estimated", "cost", "latency_ms",
@@ -73,16 +86,6 @@ class UsageRecordAdmin(admin.ModelAdmin):
     paginator = CappedCountPaginator
     list_per_page = 100
     ordering = ("-created_at",)
-
-    # The ledger is history: viewable, never edited by hand.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 def usage_csv_response(groups, filename: str) -> HttpResponse:
@@ -111,7 +114,7 @@ def usage_csv_response(groups, filename: str) -> HttpResponse:
 
 
 @admin.register(DailyUsage)
-class DailyUsageAdmin(admin.ModelAdmin):
+class DailyUsageAdmin(ReadOnlyAdmin):
     list_display = ("day", "organization", "api_key", "model_name", "requests", "error_requests",
                     "prompt_tokens", "completion_tokens", "cost")
     list_filter = ("organization", ModelNameFilter)
@@ -123,14 +126,6 @@ class DailyUsageAdmin(admin.ModelAdmin):
         extra = [path("export.csv", self.admin_site.admin_view(self.export_view), name="billing_usage_export")]
         return extra + super().get_urls()
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.action(description="Export selected as CSV (organization, day, model)")
     def export_csv(self, request, queryset):
@@ -170,15 +165,7 @@ class DailyUsageAdmin(admin.ModelAdmin):
 
 
 @admin.register(RollupDay)
-class RollupDayAdmin(admin.ModelAdmin):
+class RollupDayAdmin(ReadOnlyAdmin):
     list_display = ("day", "rolled_up_at", "ledger_rows", "pruned_at")
     date_hierarchy = "day"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
