@@ -12,18 +12,30 @@ import threading
 import time
 
 import pytest
+from django.utils import timezone
 
 from ai_proxy.catalog import catalog_cache
 from gateway_site.shared_state import shared_state
 from orgs.selectors import key_cache
 
 
+# When the current test started: ledger rows from requests before it belong to another test.
+TEST_CLOCK: dict = {}
+
+
 @pytest.fixture(autouse=True)
 def _fresh_shared_state():
+    from ai_proxy import metering as proxy_metering
     from billing import metering
 
+    # The live server meters a request just after answering it: let the previous test's last
+    # rows reach the buffer before it is emptied, so they cannot land in this test's database.
+    deadline = time.monotonic() + 5
+    while proxy_metering._pending and time.monotonic() < deadline:
+        time.sleep(0.01)
     shared_state().clear_sync()
-    metering._buffer.clear()  # one test's buffered ledger rows must not land in the next one's database
+    metering._buffer.clear()
+    TEST_CLOCK["started_at"] = timezone.now()
     key_cache.clear()
     catalog_cache.clear()
     yield
