@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -98,6 +99,17 @@ class CatalogModel(models.Model):
     @property
     def is_priced(self) -> bool:
         return self.input_price_per_mtok is not None and self.output_price_per_mtok is not None
+
+    def clean(self) -> None:
+        # Refused here, where the operator is, rather than as a zero bill later: an enabled
+        # model must be priced so every request through it can be metered.
+        if self.enabled and not self.is_priced:
+            missing = {
+                name: "Required while the model is enabled: requests through it must be priced."
+                for name in ("input_price_per_mtok", "output_price_per_mtok")
+                if getattr(self, name) is None
+            }
+            raise ValidationError(missing)
 
 
 class ModelAlias(models.Model):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import close_old_connections, connection
 from rest_framework.views import APIView
 
+from ai_proxy.errors import new_request_id, request_id_headers
+
 
 class ApiView(APIView):
     """An APIView that checks its thread's database connections first.
@@ -13,6 +15,18 @@ class ApiView(APIView):
     request_started signal, so this does its job: drop a connection that died (a PostgreSQL
     restart) or outlived CONN_MAX_AGE before the view, or authentication, uses it.
     """
+
+    def initialize_request(self, request, *args, **kwargs):
+        # One id for the request, whether it ends in a body or in an error (the exception
+        # handler reads it back): both SDKs expose it as `.request_id`.
+        request.gateway_request_id = new_request_id()
+        return super().initialize_request(request, *args, **kwargs)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for name, value in request_id_headers(request.gateway_request_id).items():
+            response.setdefault(name, value)
+        return response
 
     def initial(self, request, *args, **kwargs):
         # Inside a transaction (a test case's, say) the connection is in use: leave it alone,

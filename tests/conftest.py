@@ -86,7 +86,7 @@ def _free_socket() -> socket.socket:
 
 
 @pytest.fixture(scope="session")
-def gateway_url():
+def gateway_url(django_db_setup, django_db_blocker):
     import uvicorn
 
     from gateway_site.asgi import application
@@ -105,8 +105,10 @@ def gateway_url():
         time.sleep(0.01)
     host, port = sock.getsockname()
     yield f"http://{host}:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
+    # Its graceful shutdown writes the last ledger rows, so it may use the database once more.
+    with django_db_blocker.unblock():
+        server.should_exit = True
+        thread.join(timeout=5)
 
 
 from tests.fake_fixtures import fake_provider, fake_provider_session  # noqa: E402,F401

@@ -44,17 +44,6 @@ def test_it_passes_claude_requests_through_natively(gateway):
     assert message._request_id.startswith("req_")
 
 
-def test_it_streams_claude_natively_event_by_event(gateway):
-    with httpx.stream("POST", f"{gateway.url}/api/ai/anthropic/v1/messages",
-                      headers={"x-api-key": gateway.key, "anthropic-version": "2023-06-01"},
-                      json={"model": "claude-3-haiku", "max_tokens": 50, "stream": True,
-                            "messages": [{"role": "user", "content": "a b"}]}) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        names = [line[len("event: "):] for line in response.iter_lines() if line.startswith("event: ")]
-    assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
-    assert "content_block_start" in names and "content_block_delta" in names
-
-
 def test_it_streams_with_the_sdk_helper(gateway):
     with gateway.anthropic().messages.stream(model="claude-3-haiku", max_tokens=50,
                                              messages=[{"role": "user", "content": "stream me"}]) as stream:
@@ -186,6 +175,41 @@ def test_it_serves_every_catalog_model_streaming_or_not(gateway, model):
     assert final.usage.output_tokens > 0 and final.usage.input_tokens > 0
 
 
+def test_it_round_trips_a_native_tool_use_with_the_exact_bodies(gateway):
+    gateway.fake.enqueue(ANTHROPIC_MESSAGES, FakeResponse(json=anthropic_message(
+        id="msg_t1", model="claude-3-haiku-20240307", stop_reason="tool_use", usage=anthropic_usage(50, 12),
+        content=[{"type": "text", "text": "Let me check."},
+                 {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}])))
+    client = gateway.anthropic()
+    question = {"role": "user", "content": "Weather in Paris?"}
+    first = client.messages.create(model="claude-3-haiku", max_tokens=100, tools=[WEATHER_TOOL],
+                                   tool_choice={"type": "auto"}, messages=[question])
+    assert first.stop_reason == "tool_use" and first.model == "claude-3-haiku"
+    tool_use = first.content[1]
+    assert (tool_use.type, tool_use.id, tool_use.name, tool_use.input) == (
+        "tool_use", "toolu_01", "get_weather", {"city": "Paris"})
+    follow_up = [
+        question,
+        {"role": "assistant", "content": [{"type": "text", "text": "Let me check."},
+                                          {"type": "tool_use", "id": "toolu_01", "name": "get_weather",
+                                           "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "18C and sunny"}]},
+    ]
+    second = client.messages.create(model="claude-3-haiku", max_tokens=100, tools=[WEATHER_TOOL], messages=follow_up)
+    assert second.content[0].text == "echo: "  # the fake echoes text blocks only; a tool_result has none
+    first_sent, second_sent = (r.json for r in gateway.fake.requests_to(ANTHROPIC_MESSAGES))
+    assert first_sent == {"model": "claude-3-haiku-20240307", "max_tokens": 100, "tools": [WEATHER_TOOL],
+                          "tool_choice": {"type": "auto"}, "messages": [question]}
+    assert second_sent == {"model": "claude-3-haiku-20240307", "max_tokens": 100, "tools": [WEATHER_TOOL],
+                           "messages": follow_up}
+
+
+def test_it_forwards_the_clients_anthropic_version(gateway):
+    client = gateway.anthropic(default_headers={"anthropic-version": "2099-01-01"})
+    client.messages.create(model="claude-3-haiku", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    assert gateway.fake.requests_to(ANTHROPIC_MESSAGES)[-1].headers["anthropic-version"] == "2099-01-01"
+
+
 # --- errors in Anthropic's format -----------------------------------------------------------
 
 def test_it_requires_max_tokens(gateway):
@@ -197,19 +221,27 @@ def test_it_requires_max_tokens(gateway):
     assert "max_tokens" in body["error"]["message"] and body["detail"]
 
 
+# The fake's path and scripted failure statuses per route kind: Anthropic's own 429/529 on a
+# native route, OpenAI's 429/503 on a translated one.
+UPSTREAM = {"claude-3-haiku": (ANTHROPIC_MESSAGES, 529), "gpt-4o": (OPENAI_CHAT, 503)}
+
+
+@pytest.mark.parametrize("model", ["claude-3-haiku", "gpt-4o"])
 @pytest.mark.parametrize("case,exception,error_type", [
     ("bad_key", anthropic.AuthenticationError, "authentication_error"),
     ("not_allowed", anthropic.PermissionDeniedError, "permission_error"),
     ("unknown_model", anthropic.NotFoundError, "not_found_error"),
     ("bad_request", anthropic.BadRequestError, "invalid_request_error"),
+    ("too_large", anthropic.RequestTooLargeError, "request_too_large"),
     ("rate_limited", anthropic.RateLimitError, "rate_limit_error"),
     ("overloaded", anthropic.InternalServerError, "api_error"),
 ])
-def test_it_maps_each_error_to_the_sdk_exception(gateway, alice_org, case, exception, error_type):
+def test_it_maps_each_error_to_the_sdk_exception(gateway, alice_org, settings, model, case, exception, error_type):
     from ai_proxy.models import CatalogModel
     from orgs.services import api_key_issue
 
-    kwargs = {"model": "claude-3-haiku", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+    path, overloaded_status = UPSTREAM[model]
+    kwargs = {"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
     client = gateway.anthropic()
     if case == "bad_key":
         client = gateway.anthropic(api_key="dm_alice_prod_" + "B" * 40)
@@ -217,19 +249,27 @@ def test_it_maps_each_error_to_the_sdk_exception(gateway, alice_org, case, excep
         limited = api_key_issue(organization=alice_org, models=[CatalogModel.objects.get(public_id="mock-echo")])
         client = gateway.anthropic(api_key=limited.plaintext)
     elif case == "unknown_model":
-        kwargs["model"] = "claude-9"
+        kwargs["model"] = model + "-nonexistent"
     elif case == "bad_request":
         kwargs["extra_body"] = {"temperature": 1.5}
+    elif case == "too_large":
+        settings.GATEWAY_MAX_BODY_BYTES = 2_000
+        kwargs["messages"] = [{"role": "user", "content": "x" * 3_000}]
     elif case == "rate_limited":
-        gateway.fake.enqueue(ANTHROPIC_MESSAGES, FakeResponse(status=429, headers={"retry-after": "7"}))
+        gateway.fake.enqueue(path, FakeResponse(status=429, headers={"retry-after": "7"}))
     elif case == "overloaded":
-        gateway.fake.enqueue(ANTHROPIC_MESSAGES, FakeResponse(status=529))
+        gateway.fake.enqueue(path, FakeResponse(status=overloaded_status))
     with pytest.raises(exception) as exc:
         client.messages.create(**kwargs)
+    assert exc.value.body["type"] == "error"
     assert exc.value.body["error"]["type"] == error_type
     assert exc.value.request_id.startswith("req_")
     if case == "rate_limited":
         assert exc.value.response.headers["retry-after"] == "7"
+    if case in ("rate_limited", "overloaded"):
+        assert len(gateway.fake.requests_to(path)) == 1
+    else:
+        assert gateway.fake.requests_to(path) == []  # refused by the gateway itself
 
 
 def test_it_passes_a_provider_400_back_in_anthropic_format(gateway):

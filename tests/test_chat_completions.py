@@ -33,7 +33,7 @@ def test_it_completes_on_an_openai_route(gateway):
     assert reply.usage.prompt_tokens == 5 and reply.usage.completion_tokens == 3 and reply.usage.total_tokens == 8
     assert reply.usage.prompt_tokens_details.cached_tokens == 0
     sent = gateway.fake.requests_to(OPENAI_CHAT)[-1]
-    assert sent.json["model"] == "gpt-4o"
+    assert sent.json == {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello there"}]}
     assert sent.headers["authorization"] == "Bearer fake-openai-key"
     assert reply._request_id.startswith("req_")
 
@@ -79,13 +79,16 @@ def test_it_translates_to_an_anthropic_route_and_back(gateway):
     sent = gateway.fake.requests_to(ANTHROPIC_MESSAGES)[-1]
     assert sent.headers["x-api-key"] == "fake-anthropic-key"
     assert sent.headers["anthropic-version"] == "2023-06-01"
-    assert sent.json["model"] == "claude-sonnet-4-5-20250929"
-    assert sent.json["system"] == [{"type": "text", "text": "Be brief."}]
-    assert sent.json["messages"] == [{"role": "user", "content": "Say hi in French"}] or sent.json["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "Say hi in French"}]}]
-    assert sent.json["max_tokens"] == 8192  # the catalog's max output when the client gives none
-    assert sent.json["stop_sequences"] == ["END"]
-    assert sent.json["metadata"] == {"user_id": "user-42"}
+    # The whole body, exactly: max_tokens is the catalog's max output when the client gives none.
+    assert sent.json == {
+        "model": "claude-sonnet-4-5-20250929",
+        "system": [{"type": "text", "text": "Be brief."}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hi in French"}]}],
+        "max_tokens": 8192,
+        "temperature": 0.5,
+        "stop_sequences": ["END"],
+        "metadata": {"user_id": "user-42"},
+    }
     assert reply.choices[0].message.content == "Bonjour"
     assert reply.model == "claude-3-5-sonnet"
     assert reply.usage.prompt_tokens == 130 and reply.usage.completion_tokens == 2

@@ -206,3 +206,79 @@ def test_it_runs_quickstart_once_and_then_shows_no_key(db, settings, tmp_path):
     assert "Already set up" in second
     assert "manage.py issue_key demo --env dev" in second
     assert (catalog_counts(), ApiKey.objects.count(), Organization.objects.count()) == counts
+
+
+# --- serve --------------------------------------------------------------------------------
+
+
+class Exec:
+    """Stands in for os.execv (the OS call), so the command is checked without starting a server."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def __call__(self, path: str, argv: list[str]) -> None:
+        self.calls.append((path, list(argv)))
+
+
+def option(argv: list[str], name: str) -> str:
+    assert argv.count(name) == 1, argv
+    return argv[argv.index(name) + 1]
+
+
+@pytest.fixture
+def execv(monkeypatch) -> Exec:
+    import os
+
+    fake = Exec()
+    monkeypatch.setattr(os, "execv", fake)
+    return fake
+
+
+def test_it_serves_with_granian_and_one_worker_without_redis(execv, settings):
+    import sys
+
+    settings.REDIS_URL = ""
+
+    out = run("serve", "--port", "19123")
+
+    [(path, argv)] = execv.calls
+    assert path == sys.executable
+    assert argv[:3] == [sys.executable, "-m", "granian"]
+    assert option(argv, "--interface") == "asgi"
+    assert option(argv, "--host") == "127.0.0.1"
+    assert option(argv, "--port") == "19123"
+    assert option(argv, "--workers") == "1"
+    assert option(argv, "--loop") == "uvloop"
+    assert int(option(argv, "--backpressure")) >= 1024
+    assert argv[-1] == "gateway_site.asgi:application"
+    assert out.strip() == "Serving on http://127.0.0.1:19123 with 1 worker(s) (granian)"
+
+
+def test_it_serves_on_the_documented_defaults(execv, settings):
+    settings.REDIS_URL = ""
+
+    run("serve")
+
+    [(_, argv)] = execv.calls
+    assert (option(argv, "--host"), option(argv, "--port"), option(argv, "--workers")) == ("127.0.0.1", "19000", "1")
+
+
+def test_it_refuses_several_workers_without_redis(execv, settings):
+    settings.REDIS_URL = ""
+
+    with pytest.raises(CommandError, match="REDIS_URL"):
+        run("serve", "--workers", "2")
+
+    assert execv.calls == []
+
+
+def test_it_serves_several_workers_with_redis(execv, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+
+    out = run("serve", "--workers", "2", "--host", "0.0.0.0")
+
+    [(_, argv)] = execv.calls
+    assert option(argv, "--workers") == "2"
+    assert option(argv, "--host") == "0.0.0.0"
+    assert "with 2 worker(s)" in out

@@ -30,3 +30,27 @@ def test_it_recovers_when_postgres_drops_the_gateways_connections(catalog, gatew
         )
     response = httpx.get(f"{gateway_url}/api/ai/health")
     assert response.status_code == 200, response.text
+
+
+def test_it_answers_503_when_the_database_is_down(catalog, monkeypatch):
+    from django.db import OperationalError
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from rest_framework.test import APIClient
+
+    assert APIClient().get("/api/ai/health").status_code == 200
+
+    def unreachable(self):
+        raise OperationalError("connection refused")
+
+    # A stand-in for the database driver, not for our code: every cursor fails as on a dead server.
+    monkeypatch.setattr(BaseDatabaseWrapper, "cursor", unreachable)
+    response = APIClient().get("/api/ai/health")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "down"
+    assert body["database"].startswith("error")
+    assert body["database"] == "error: OperationalError"
+    assert body["cache"] == "ok"
+    assert body["providers"] == {}
+    assert body["timestamp"].endswith("+00:00")

@@ -206,3 +206,82 @@ def test_it_raises_authentication_error_in_the_openai_sdk(transactional_db, cata
     assert caught.value.body["message"].startswith("Invalid API key")
     good = openai.OpenAI(api_key=alice_key, base_url=f"{gateway_url}/api/ai", max_retries=0)
     assert "mock-echo" in [m.id for m in good.models.list()]
+
+
+# --- another org's slug, last use, logs ---------------------------------------------------
+
+
+def test_it_refuses_a_key_presented_under_another_orgs_slug(alice_key, charlie_org, charlie_key, catalog):
+    match = KEY_FORMAT.match(alice_key)
+    # Alice's real secret, relabelled as Charlie's: the slug is part of what was hashed.
+    forged = f"dm_charlie_{match['env']}_{match['secret']}"
+
+    assert_refused(models_api(forged), "Invalid API key. Check the key you were issued (dm_...).")
+    assert_refused(models_api(forged, header="x-api-key"))
+    assert models_api(alice_key).status_code == 200
+    assert models_api(charlie_key).status_code == 200
+
+
+def test_it_records_last_use_once_not_on_every_request(alice_org, catalog, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orgs import selectors
+
+    # Key ids can repeat across tests (rolled-back SQLite rows): forget earlier tests' writes.
+    monkeypatch.setattr(selectors, "_last_used_written", {})
+    issued = api_key_issue(organization=alice_org, actor="test")
+    assert ApiKey.objects.get(pk=issued.api_key.pk).last_used_at is None
+
+    def last_use_updates(queries) -> list[str]:
+        return [q["sql"] for q in queries if q["sql"].startswith("UPDATE") and "last_used_at" in q["sql"]]
+
+    before = timezone.now()
+    with CaptureQueriesContext(connection) as first:
+        assert models_api(issued.plaintext).status_code == 200
+    used_at = ApiKey.objects.get(pk=issued.api_key.pk).last_used_at
+    assert used_at is not None and before <= used_at <= timezone.now()
+    assert len(last_use_updates(first.captured_queries)) == 1
+
+    with CaptureQueriesContext(connection) as second:
+        assert models_api(issued.plaintext).status_code == 200
+        assert models_api(issued.plaintext, header="x-api-key").status_code == 200
+
+    assert last_use_updates(second.captured_queries) == []
+    assert ApiKey.objects.get(pk=issued.api_key.pk).last_used_at == used_at
+
+
+def test_it_never_writes_the_plaintext_to_a_log(alice_org, catalog, caplog, settings,
+                                               django_capture_on_commit_callbacks):
+    import logging
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    # DEBUG on: Django then logs every SQL query with its parameters to django.db.backends.
+    settings.DEBUG = True
+    # Everything at DEBUG, including loggers configured quieter ("django" is INFO by default).
+    caplog.set_level(logging.DEBUG)
+    for name in list(logging.root.manager.loggerDict):
+        caplog.set_level(logging.DEBUG, logger=name)
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("issue_key", "alice", "--label", "cli key", stdout=out, stderr=StringIO())
+        from_service = api_key_issue(organization=alice_org, label="service key", actor="test")
+    from_command = out.getvalue().strip().splitlines()[-1]
+    assert KEY_FORMAT.match(from_command)
+
+    for plaintext in (from_command, from_service.plaintext):
+        assert models_api(plaintext).status_code == 200
+        assert models_api(plaintext, header="x-api-key").status_code == 200
+        with django_capture_on_commit_callbacks(execute=True):
+            api_key_revoke(api_key=ApiKey.objects.get(key_hash=key_hash(plaintext)), actor="test")
+        assert models_api(plaintext).status_code == 401
+
+    # The capture really saw the key's traffic (queries by prefix), so silence would not pass.
+    logged = [f"{r.getMessage()} {r.args!r} {getattr(r, 'sql', '')} {getattr(r, 'params', '')!r}"
+              for r in caplog.records]
+    assert any(from_service.api_key.prefix in line for line in logged)
+    for plaintext in (from_command, from_service.plaintext):
+        assert not [line for line in logged if plaintext in line]
+        assert plaintext not in caplog.text

@@ -84,3 +84,42 @@ def test_it_reads_var_env_and_lets_the_environment_win(project):
 
     assert start(project, {"DEBUG": "0"}, show).stdout.split() == ["from-the-file", "2.0"]
     assert start(project, {"DEBUG": "0", "SECRET_KEY": "from-env"}, show).stdout.split() == ["from-env", "2.0"]
+
+
+SHOW_DEFAULTS = SETUP + (
+    "; from django.conf import settings as s"
+    "; print(s.DATABASES['default']['NAME'])"
+    "; print(s.CACHES['default']['BACKEND'])"
+    "; print(s.CELERY_TASK_ALWAYS_EAGER)"
+    "; print(s.SECRET_KEY)"
+)
+
+
+def test_it_defaults_to_sqlite_local_memory_and_eager_celery(project):
+    result = start(project, GOOD, SHOW_DEFAULTS)
+
+    assert result.returncode == 0, result.stderr
+    name, cache, eager, secret = result.stdout.split()
+    assert name == str(project / "var" / "gateway.sqlite3")
+    assert cache == "django.core.cache.backends.locmem.LocMemCache"
+    assert eager == "True"
+    assert secret == "settings-test-secret"
+
+
+def test_it_uses_redis_and_a_real_celery_broker_with_redis_url(project):
+    result = start(project, {**GOOD, "REDIS_URL": "redis://127.0.0.1:6379/0"},
+                   SHOW_DEFAULTS + "; print(s.CACHES['default']['LOCATION'], s.CELERY_BROKER_URL)")
+
+    assert result.returncode == 0, result.stderr
+    _, cache, eager, _, location, broker = result.stdout.split()
+    assert cache == "django.core.cache.backends.redis.RedisCache"
+    assert eager == "False"
+    assert location == broker == "redis://127.0.0.1:6379/0"
+
+
+def test_it_gives_debug_a_development_secret_key(project):
+    result = start(project, {"DEBUG": "1"}, SHOW_DEFAULTS)
+
+    assert result.returncode == 0, result.stderr
+    secret = result.stdout.split()[-1]
+    assert secret and "dev" in secret
