@@ -24,7 +24,7 @@ from django.utils import timezone
 from billing.budget import OverBudget, Reservation, budget_reserve, worst_case_cost
 from billing.pricing import prices_from_model
 from billing.ratelimit import RateLimited, RateLimitStatus, rate_limit_admit
-from orgs.selectors import KeyContext, key_context_get, presented_key
+from orgs.selectors import KeyContext, domain_organization_get, key_context_get, presented_key
 
 from .catalog import ModelEntry, RouteEntry, catalog_get
 from .chat_format import chat_request_validate
@@ -105,6 +105,16 @@ async def _authenticate(request: HttpRequest) -> KeyContext:
     reason = ctx.rejection()
     if reason:
         raise GatewayError(401, reason, code="invalid_api_key")
+    # A vanity domain serves its own organization only: another tenant's key sent there is
+    # refused, so a leaked key cannot be used behind someone else's brand (and logs stay clean).
+    host = request.META.get("HTTP_HOST", "")
+    owner = await domain_organization_get(host)
+    if owner is not None and owner != ctx.organization_id:
+        raise GatewayError(
+            401,
+            f"This API key does not belong to the organization served at {host.rsplit(':', 1)[0]}.",
+            code="invalid_api_key",
+        )
     return ctx
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
-from .selectors import KeyContext, key_context_get_sync, presented_key
+from .selectors import KeyContext, domain_organization_get_sync, key_context_get_sync, presented_key
 
 
 class KeyPrincipal:
@@ -31,6 +31,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         reason = ctx.rejection()
         if reason:
             raise exceptions.AuthenticationFailed(reason)
+        owner = domain_organization_get_sync(request.META.get("HTTP_HOST", ""))
+        if owner is not None and owner != ctx.organization_id:
+            raise exceptions.AuthenticationFailed("This API key does not belong to the organization served at this domain.")
         return KeyPrincipal(ctx), ctx
 
     def authenticate_header(self, request) -> str:

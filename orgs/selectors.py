@@ -13,7 +13,7 @@ from gateway_site.db import db_call
 from gateway_site.versioned_cache import VersionedCache
 
 from .keys import key_hash, key_matches, key_prefix_of
-from .models import ApiKey
+from .models import ApiKey, VanityDomain
 
 key_cache = VersionedCache("keys")
 _MISSING = object()
@@ -141,6 +141,44 @@ def key_context_get_sync(plaintext: str) -> KeyContext | None:
         if _touch_due(ctx, now):
             ApiKey.objects.filter(pk=ctx.key_id).update(last_used_at=now)
     return ctx
+
+
+def _domain_owner_from_db(hostname: str) -> int | None:
+    return VanityDomain.objects.filter(hostname=hostname).values_list("organization_id", flat=True).first()
+
+
+def _hostname(host: str) -> str:
+    hostname = host.rsplit(":", 1)[0].strip().lower().rstrip(".") if host else ""
+    return hostname if len(hostname) <= 253 else ""
+
+
+async def domain_organization_get(host: str) -> int | None:
+    """The organization that owns this vanity hostname, or None (cached like keys)."""
+    hostname = _hostname(host)
+    if not hostname:
+        return None
+    await key_cache.refresh()
+    cache_key = ("domain", hostname)
+    owner = key_cache.get(cache_key, _MISSING)
+    if owner is _MISSING:
+        generation = key_cache.generation
+        owner = await db_call(_domain_owner_from_db, hostname)
+        key_cache.set(cache_key, owner, generation)
+    return owner
+
+
+def domain_organization_get_sync(host: str) -> int | None:
+    hostname = _hostname(host)
+    if not hostname:
+        return None
+    key_cache.refresh_sync()
+    cache_key = ("domain", hostname)
+    owner = key_cache.get(cache_key, _MISSING)
+    if owner is _MISSING:
+        generation = key_cache.generation
+        owner = _domain_owner_from_db(hostname)
+        key_cache.set(cache_key, owner, generation)
+    return owner
 
 
 def presented_key(headers) -> str | None:

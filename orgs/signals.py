@@ -3,12 +3,13 @@
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from .models import ApiKey, Organization
+from .models import ApiKey, Organization, VanityDomain
 from .selectors import key_cache
 
 
 @receiver([post_save, post_delete], sender=ApiKey)
 @receiver([post_save, post_delete], sender=Organization)
+@receiver([post_save, post_delete], sender=VanityDomain)
 def _keys_changed(sender, **kwargs) -> None:
     if kwargs.get("update_fields") == frozenset({"last_used_at"}):
         return

@@ -753,3 +753,16 @@ def test_it_feeds_the_openai_sdk_stream_helper(include_usage):
         ("toolu_01NRLabsLyVHZPKxbKvkfSMn", "get_weather", '{"location": "Paris"}'), ("toolu_02", "get_time", "{}")]
     assert final.choices[0].finish_reason == "tool_calls"
     assert (final.usage.prompt_tokens if final.usage else None) == (2477 if include_usage else None)
+
+
+@pytest.mark.parametrize("stop_reason, finish_reason", [
+    ("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"),
+    ("refusal", "content_filter"), ("pause_turn", "stop"), ("model_context_window_exceeded", "length"),
+    ("something_new", "stop"),
+])
+def test_it_maps_every_stop_reason_in_streams(stop_reason, finish_reason):
+    stream = BASIC_STREAM.replace('"stop_reason":"end_turn"', f'"stop_reason":"{stop_reason}"')
+    assert f'"stop_reason":"{stop_reason}"' in stream
+    reframer, chunks = run(stream, include_usage=False)
+    assert chunks[-1] == chunk({}, finish_reason)
+    assert reframer.finish_reason == finish_reason and reframer.complete is True
