@@ -20,7 +20,7 @@ var/env:
 	$(PY) -c "import secrets; print('SECRET_KEY=' + secrets.token_urlsafe(50))" > var/env
 
 run: venv var/env
-	$(PY) manage.py quickstart
+	$(PY) manage.py quickstart --base-url http://$(HOST):$(PORT)
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 test: venv

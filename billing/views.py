@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import logging
 import re
 
+from django.db import connection
 from rest_framework.response import Response
+
 from gateway_site.api_views import ApiView
 
 from ai_proxy.errors import GatewayError, raise_for_drf
 
+from .metering import ledger_flush_sync
 from .renderers import ExactDecimalJSONRenderer
 from .selectors import usage_summary
 from .services import utc_today
@@ -35,6 +39,9 @@ def _month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
     return day.replace(day=1), day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
+logger = logging.getLogger(__name__)
+
+
 class UsageApi(ApiView):
     """GET /api/ai/usage?from_date=&to_date=: the caller's organization's usage, dates inclusive (UTC).
 
@@ -58,6 +65,14 @@ class UsageApi(ApiView):
             raise_for_drf(
                 GatewayError(400, "to_date must be on or after from_date.", param="to_date", code="invalid_value")
             )
+        # Rows still buffered (at most half a second old) are written first, so a request the
+        # caller just made is in the answer. Outside a transaction only: a test's atomic block
+        # must not be committed by the flush's own transaction handling.
+        if not connection.in_atomic_block:
+            try:
+                ledger_flush_sync()
+            except Exception:  # the totals are still right up to the last flush; never fail the read
+                logger.warning("usage: ledger flush before reading failed", exc_info=True)
         summary = usage_summary(organization_id=ctx.organization_id, from_date=from_date, to_date=to_date)
         return Response(
             {

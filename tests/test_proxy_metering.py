@@ -221,3 +221,16 @@ def test_a_row_the_database_refuses_is_set_aside_not_blocking_the_rest(gateway):
     ledger_flush_sync()
     assert UsageRecord.objects.count() == 2
     assert metering.ledger_pending_sync() == 0, "nothing stuck in the buffer"
+
+
+def test_the_usage_endpoint_includes_a_request_made_a_moment_ago(gateway):
+    reply = gateway.openai().chat.completions.with_raw_response.create(
+        model="mock-echo", messages=[{"role": "user", "content": "count me"}])
+    cost = Decimal(reply.headers["x-gateway-cost-usd"])
+    for _ in range(3):  # metering runs just after the response; far less than the 0.5 s flush interval
+        usage = httpx.get(f"{gateway.url}/api/ai/usage", headers={"authorization": f"Bearer {gateway.key}"},
+                          ).json(parse_float=Decimal)
+        if usage["total_requests"]:
+            break
+        time.sleep(0.01)
+    assert usage["total_requests"] == 1 and usage["total_cost"] == cost
