@@ -31,8 +31,8 @@ class Command(BaseCommand):
             org = organization_create(slug=DEMO_SLUG, name="Demo app", actor="quickstart")
             issued = api_key_issue(organization=org, environment="dev", label="quickstart", actor="quickstart")
             out.append(f"  demo API key: {issued.plaintext}")
-            out.append(f"  try it:       curl {base_url}/api/ai/chat/completions -H 'Authorization: Bearer "
-                       f"{issued.plaintext}' -H 'Content-Type: application/json' "
+            out.append(f"  try it:       curl {base_url}/api/ai/chat/completions -H 'Authorization: Bearer <demo API key>' "
+                       "-H 'Content-Type: application/json' "
                        "-d '{\"model\": \"mock-echo\", \"messages\": [{\"role\": \"user\", \"content\": \"hello\"}]}'")
         if out:
             self.stdout.write("\nCreated once, shown once; store them now:\n" + "\n".join(out) + "\n")
