@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import anthropic
@@ -30,9 +31,18 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway(transactional_db, gateway_url, fake_provider, monkeypatch, alice_key) -> Gateway:
+def gateway(transactional_db, gateway_url, fake_provider, monkeypatch, alice_key):
     point_catalog_at(fake_provider.url, monkeypatch)
-    return Gateway(url=gateway_url, key=alice_key, fake=fake_provider)
+    yield Gateway(url=gateway_url, key=alice_key, fake=fake_provider)
+    # Let the server finish metering and writing this test's rows before the database is
+    # emptied: on PostgreSQL an INSERT racing the TRUNCATE can deadlock.
+    from ai_proxy import metering as proxy_metering
+    from billing.metering import ledger_flush_sync
+
+    deadline = time.monotonic() + 5
+    while proxy_metering._pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ledger_flush_sync()  # takes the write lock: also waits out a batch already being written
 
 
 def add_route(model_id: str, provider_name: str, *, base_url: str, kind: str = "openai", upstream_model: str,

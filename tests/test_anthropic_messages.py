@@ -21,6 +21,7 @@ from tests.fake_provider import (
     openai_usage,
 )
 from tests.proxy_helpers import gateway  # noqa: F401
+from tests.test_proxy_metering import _rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -202,12 +203,14 @@ def test_it_round_trips_a_native_tool_use_with_the_exact_bodies(gateway):
                           "tool_choice": {"type": "auto"}, "messages": [question]}
     assert second_sent == {"model": "claude-3-haiku-20240307", "max_tokens": 100, "tools": [WEATHER_TOOL],
                            "messages": follow_up}
+    assert [row.completion_tokens for row in _rows(2)] == [12, 1]
 
 
 def test_it_forwards_the_clients_anthropic_version(gateway):
     client = gateway.anthropic(default_headers={"anthropic-version": "2099-01-01"})
     client.messages.create(model="claude-3-haiku", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     assert gateway.fake.requests_to(ANTHROPIC_MESSAGES)[-1].headers["anthropic-version"] == "2099-01-01"
+    assert _rows(1)[0].status == 200
 
 
 # --- errors in Anthropic's format -----------------------------------------------------------
@@ -270,6 +273,10 @@ def test_it_maps_each_error_to_the_sdk_exception(gateway, alice_org, settings, m
         assert len(gateway.fake.requests_to(path)) == 1
     else:
         assert gateway.fake.requests_to(path) == []  # refused by the gateway itself
+    # Waiting for the ledger row also keeps the server's background ledger flush from racing
+    # the database flush at teardown.
+    [row] = _rows(1)
+    assert row.status == exc.value.status_code and row.request_id == exc.value.request_id
 
 
 def test_it_passes_a_provider_400_back_in_anthropic_format(gateway):

@@ -63,6 +63,8 @@ def test_it_streams_anthropic_events_in_order(gateway, model, expected):
     assert text == "echo: a b"
     assert payloads[-2]["delta"]["stop_reason"] == "end_turn"
     assert payloads[-2]["usage"]["output_tokens"] == 3
+    [row] = _rows(1)
+    assert row.streamed is True and row.completion_tokens == 3 and row.tokens_estimated is False
 
 
 def test_it_meters_a_finished_native_stream_with_cache_tokens(gateway):
