@@ -112,6 +112,16 @@ def gateway_url(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         server.should_exit = True
         thread.join(timeout=5)
+        # The server's worker threads keep their database connections; PostgreSQL will not drop
+        # the test database while they are open.
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
 
 
 from tests.fake_fixtures import fake_provider, fake_provider_session  # noqa: E402,F401
