@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from billing.metering import UsageEvent, usage_record
-from billing.budget import budget_settle
+from billing.budget import budget_settle, month_of
 from billing.pricing import cost_compute, prices_from_model
 from billing.ratelimit import rate_limit_settle
 
@@ -70,6 +70,16 @@ def call_cost(call: "ProxyCall") -> Decimal | None:
     prices = prices_from_model(call.model)
     if prices is None:
         return None
+    try:
+        return _cost(call, prices)
+    except ValueError:
+        # Inconsistent provider usage must not cost the request its ledger row or its budget
+        # settle; usage_record prices the row itself and logs the problem.
+        logger.error("usage could not be priced request_id=%s usage=%s", call.request_id, call.usage)
+        return None
+
+
+def _cost(call: "ProxyCall", prices) -> Decimal:
     return cost_compute(
         prompt_tokens=call.usage["prompt_tokens"],
         completion_tokens=call.usage["completion_tokens"],
@@ -80,15 +90,26 @@ def call_cost(call: "ProxyCall") -> Decimal | None:
 
 
 def call_meter(call: "ProxyCall") -> None:
+    if call.metered:
+        return  # exactly one ledger row (and one budget settle) per request, whichever path ends it
+    call.metered = True
     event = _event(call)
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(usage_record(event))]
-    if call.key is not None and call.key.tpm_limit and call.usage:
-        tokens = call.usage["prompt_tokens"] + call.usage["completion_tokens"]
-        tasks.append(loop.create_task(rate_limit_settle(key_id=call.key.key_id, tokens=tokens)))
-    if call.reservation is not None:
-        cost = call_cost(call) or Decimal(0)
-        tasks.append(loop.create_task(budget_settle(call.reservation, cost)))
+    if call.key is not None and call.key.tpm_limit and call.rate_limits is not None:
+        usage = call.usage or {}
+        tokens = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+        tasks.append(loop.create_task(rate_limit_settle(
+            key_id=call.key.key_id, tokens=tokens, counted=call.rate_limits.counted_tokens)))
+    if call.key is not None and call.key.monthly_budget_usd is not None:
+        # Every metered request of a budgeted organization counts toward its month, whatever
+        # the mode, so switching to "hard" later starts from the true figure.
+        tasks.append(loop.create_task(budget_settle(
+            organization_id=call.key.organization_id,
+            month=call.reservation.month if call.reservation else month_of(call.started_at),
+            cost=call_cost(call) or Decimal(0),
+            reservation=call.reservation,
+        )))
     for task in tasks:
         _pending.add(task)
         task.add_done_callback(_metered)

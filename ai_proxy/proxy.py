@@ -73,6 +73,8 @@ class ProxyCall:
     completion_text: str | None = None
     rate_limits: RateLimitStatus | None = None
     reservation: Reservation | None = None
+    metered: bool = False
+    relay_started: bool = False
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.t0) * 1000)
@@ -190,7 +192,11 @@ async def _admit(call: ProxyCall) -> RateLimitStatus | None:
             exc.message,
             code="rate_limit_exceeded",
             error_type="rate_limit_error",
-            headers={"retry-after": str(exc.status.reset_in()), **exc.status.headers(call.client_format)},
+            headers={
+                "retry-after": str(exc.status.reset_in()),
+                **({} if exc.retryable else {"x-should-retry": "false"}),
+                **exc.status.headers(call.client_format),
+            },
         ) from None
 
 
@@ -201,7 +207,10 @@ async def _reserve_budget(call: ProxyCall) -> Reservation | None:
     body = call.body
     max_output = body.get("max_completion_tokens") or body.get("max_tokens") or model.max_output_tokens
     worst = worst_case_cost(
-        prices=prices_from_model(model), prompt_tokens=tokens_for_request(body), max_output_tokens=int(max_output)
+        prices=prices_from_model(model),
+        prompt_tokens=tokens_for_request(body),
+        max_output_tokens=int(max_output),
+        choices=int(body.get("n") or 1),
     )
     try:
         return await budget_reserve(
@@ -214,8 +223,9 @@ async def _reserve_budget(call: ProxyCall) -> Reservation | None:
             code="budget_exceeded",
             error_type="insufficient_quota",
             anthropic_error_type="billing_error",
-            # Retrying cannot help until the operator acts: tell the SDKs not to.
-            headers={"x-should-retry": "false"},
+            # Retrying cannot help until the operator acts: tell the SDKs not to (retry-after
+            # is still sent, as every 429 should carry one).
+            headers={"x-should-retry": "false", "retry-after": "60"},
         ) from None
 
 
@@ -393,6 +403,9 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
     out = StreamingHttpResponse(
         _relay(call, response, decoder, events, iterator, framer), content_type="text/event-stream"
     )
+    # If the client leaves before the first chunk is sent, the generator never starts and its
+    # `finally` never runs: the response's close() meters the request and frees the upstream.
+    out._resource_closers.append(lambda: _close_unstarted(call, response))
     out["cache-control"] = "no-cache"
     out["x-accel-buffering"] = "no"  # nginx must not buffer the stream
     for name, value in _response_headers(call).items():
@@ -438,9 +451,21 @@ def _estimated_usage(call: ProxyCall, payload: dict | None = None, text_chars: i
     }
 
 
+def _close_unstarted(call: ProxyCall, response: httpx.Response) -> None:
+    if call.relay_started:
+        return
+    call.client_disconnected = True
+    call.status = 499
+    call.error_type = "client_disconnected"
+    call.usage = _estimated_usage(call)
+    call_meter(call)
+    asyncio.get_running_loop().create_task(response.aclose())
+
+
 async def _relay(
     call: ProxyCall, response: httpx.Response, decoder: SSEDecoder, events: list[SSEEvent], iterator, framer: Framer
 ):
+    call.relay_started = True
     try:
         while True:
             for event in events:

@@ -1,21 +1,27 @@
 """Monthly budgets with a hard limit, enforced by reservation so concurrency cannot overshoot.
 
 For an organization whose budget mode is "hard", each request reserves its worst-case cost
-before it is sent (prompt estimate at the input price plus its output allowance at the output
-price) with one atomic check-and-add: admitted only if spent + reserved + this ≤ budget. When
-the request is metered the reservation is released and the real cost added to the month's
-spend. So however many requests race, the money that can be committed never exceeds the budget.
+before it is sent (see `worst_case_cost`) with one atomic check-and-add: admitted only if
+spent + reserved + this ≤ budget. When the request is metered its reservation is released and
+the real cost added to the month's spend. However many requests race, the money that can be
+committed never exceeds the budget.
 
-State lives in shared state (Redis with REDIS_URL, so every instance shares one ledger of
-reservations), in integer units of 1e-10 USD (the ledger's precision), keyed by organization and
-UTC month. The month's spend is loaded from the database the first time it is needed (and after
-Redis loses it), then kept current by every settle. Organizations without a budget, or in
-"alert" mode, pay nothing here.
+Each reservation is its own entry with a deadline, so one that is never settled (an instance
+killed mid-request) frees itself after RESERVATION_SECONDS instead of holding budget until the
+month ends. State lives in shared state (Redis with REDIS_URL: every instance shares it) in
+integer units of 1e-10 USD (the ledger's precision), under one hash tag per organization and
+month so the scripts also run on a Redis Cluster. The month's spend is loaded from the ledger
+the first time it is needed, dropped whenever the organization is saved (its budget or mode may
+have changed: reloaded from the ledger on next use), and kept current by every metered request of
+an organization that has a budget, whatever its mode.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,23 +36,43 @@ logger = logging.getLogger(__name__)
 
 UNITS_PER_USD = 10**10  # one unit is COST_PLACES (1e-10 USD)
 _KEEP_SECONDS = 40 * 24 * 3600  # a month and then some
+# Longer than any request can run (the default provider read timeout is 600 s between bytes).
+RESERVATION_SECONDS = 30 * 60
+# The prompt is estimated (~4 characters a token); bill the reservation for a bit more.
+PROMPT_ESTIMATE_MARGIN = Decimal("1.25")
 
-# KEYS: spent, reserved. ARGV: amount, limit, ttl. Returns {admitted, spent, reserved}; spent -1
-# means "not loaded yet": the caller loads it from the database and tries again.
+# KEYS: spent, reserved total, reservation amounts (hash), deadlines (zset).
+# ARGV: id, amount, limit, now, deadline, ttl. Returns {admitted, spent, reserved};
+# spent -1 means "not loaded yet": the caller loads it from the ledger and tries again.
 _RESERVE_LUA = """
 local spent = redis.call('GET', KEYS[1])
 if not spent then return {0, -1, 0} end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[4])
+for _, id in ipairs(expired) do
+  local units = tonumber(redis.call('HGET', KEYS[3], id) or '0')
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('DECRBY', KEYS[2], units)
+end
 local reserved = tonumber(redis.call('GET', KEYS[2]) or '0')
 spent = tonumber(spent)
-if spent + reserved + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return {0, spent, reserved} end
-reserved = redis.call('INCRBY', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
+if spent + reserved + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return {0, spent, reserved} end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+reserved = redis.call('INCRBY', KEYS[2], ARGV[2])
+for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
 return {1, spent, reserved}
 """
-# KEYS: spent, reserved. ARGV: reserved amount to release, cost to add, ttl.
+# KEYS: as above. ARGV: id (may be empty: spend only), cost, ttl.
 _SETTLE_LUA = """
-local reserved = redis.call('DECRBY', KEYS[2], ARGV[1])
-if reserved < 0 then redis.call('SET', KEYS[2], 0) end
+if ARGV[1] ~= '' then
+  local units = redis.call('HGET', KEYS[3], ARGV[1])
+  if units then
+    redis.call('HDEL', KEYS[3], ARGV[1])
+    redis.call('ZREM', KEYS[4], ARGV[1])
+    redis.call('DECRBY', KEYS[2], units)
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('INCRBY', KEYS[1], ARGV[2])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -54,11 +80,15 @@ end
 return 1
 """
 
+_ids = itertools.count()
+_ID_PREFIX = os.urandom(6).hex()
+
 
 @dataclass(frozen=True)
 class Reservation:
     organization_id: int
     month: str
+    id: str
     units: int
 
 
@@ -72,27 +102,46 @@ def to_units(amount: Decimal) -> int:
     return int((amount * UNITS_PER_USD).to_integral_value())
 
 
-def _usd(units: int) -> Decimal:
-    return (Decimal(units) / UNITS_PER_USD).quantize(COST_PLACES)
+def _usd(units: int) -> str:
+    return format((Decimal(units) / UNITS_PER_USD).quantize(COST_PLACES), "f")
 
 
-def worst_case_cost(*, prices: Prices, prompt_tokens: int, max_output_tokens: int) -> Decimal:
-    """The most this request can cost: every input token uncached, every allowed output token used."""
-    total = Decimal(prompt_tokens) * prices.input + Decimal(max_output_tokens) * prices.output
+def worst_case_cost(*, prices: Prices, prompt_tokens: int, max_output_tokens: int, choices: int = 1) -> Decimal:
+    """The most this request can cost: the prompt estimate (with a margin) at the dearest input
+    rate (a cache write can cost more than plain input), every allowed output token of every
+    choice at the output price."""
+    input_rate = max(prices.input, prices.cache_write or prices.input)
+    prompt = (Decimal(prompt_tokens) * PROMPT_ESTIMATE_MARGIN).to_integral_value()
+    total = prompt * input_rate + Decimal(max_output_tokens) * Decimal(max(choices, 1)) * prices.output
     return (total / Decimal(1_000_000)).quantize(COST_PLACES)
 
 
+def month_of(now: datetime) -> str:
+    return now.strftime("%Y%m")
+
+
 def _keys(organization_id: int, month: str) -> list[str]:
-    return [f"budget:spent:{organization_id}:{month}", f"budget:reserved:{organization_id}:{month}"]
+    tag = f"{{{organization_id}:{month}}}"  # one Redis Cluster slot for all four
+    return [f"budget:{tag}:spent", f"budget:{tag}:reserved", f"budget:{tag}:amounts", f"budget:{tag}:deadlines"]
+
+
+def budget_forget(organization_id: int, now: datetime) -> None:
+    """Drop the cached spend (the budget or its mode changed): reloaded from the ledger on next use."""
+    try:
+        shared_state().delete_sync(_keys(organization_id, month_of(now))[0])
+    except STATE_ERRORS as exc:
+        logger.warning("budget cache not dropped (shared state unreachable): %s", type(exc).__name__)
 
 
 def _month_spend_from_db(organization_id: int, month_start: datetime) -> int:
     from django.db import close_old_connections
     from django.db.models import Sum
 
+    from .metering import ledger_flush_sync
     from .models import UsageRecord
 
     close_old_connections()
+    ledger_flush_sync()  # rows still buffered are spend too
     # The month is still open, so it has not been rolled up or pruned: the ledger is the truth.
     total = UsageRecord.objects.filter(
         organization_id=organization_id, created_at__gte=month_start
@@ -100,13 +149,22 @@ def _month_spend_from_db(organization_id: int, month_start: datetime) -> int:
     return to_units(Decimal(total or 0))
 
 
-def _local_reserve(memory, keys: list[str], amount: int, limit: int) -> tuple[int, int, int]:
+def _local_reserve(memory, keys, rid: str, amount: int, limit: int, now: float) -> tuple[int, int, int]:
     spent = memory.get(keys[0])
     if spent is None:
         return 0, -1, 0
+    amounts = memory.get(keys[2]) or {}
+    deadlines = memory.get(keys[3]) or {}
+    for old in [r for r, deadline in deadlines.items() if deadline <= now]:
+        memory.incr(keys[1], -amounts.pop(old, 0))
+        deadlines.pop(old)
     reserved = int(memory.get(keys[1]) or 0)
     if int(spent) + reserved + amount > limit:
         return 0, int(spent), reserved
+    amounts[rid] = amount
+    deadlines[rid] = now + RESERVATION_SECONDS
+    memory.set(keys[2], amounts, _KEEP_SECONDS)
+    memory.set(keys[3], deadlines, _KEEP_SECONDS)
     return 1, int(spent), memory.incr(keys[1], amount, _KEEP_SECONDS)
 
 
@@ -115,58 +173,68 @@ async def budget_reserve(
 ) -> Reservation | None:
     """Reserve `amount` against the organization's hard monthly budget or raise OverBudget.
 
-    If shared state is unreachable the request is let through and logged: the ledger still
-    records its cost, and refusing all traffic during a Redis outage would be worse.
+    If shared state is unreachable (or keeps losing the spend) the request is let through and
+    logged: the ledger still records its cost, and refusing all traffic during a Redis outage
+    would be worse.
     """
-    month = now.strftime("%Y%m")
+    month = month_of(now)
     keys = _keys(organization_id, month)
     units, limit = to_units(amount), to_units(budget_usd)
+    rid = f"{_ID_PREFIX}{next(_ids):x}"
     state = shared_state()
     try:
         for _ in range(2):
+            clock = time.time()
             admitted, spent, reserved = await state.script(
-                _RESERVE_LUA, keys, [units, limit, _KEEP_SECONDS],
-                local=lambda memory: _local_reserve(memory, keys, units, limit),
+                _RESERVE_LUA, keys, [rid, units, limit, clock, clock + RESERVATION_SECONDS, _KEEP_SECONDS],
+                local=lambda memory: _local_reserve(memory, keys, rid, units, limit, clock),
             )
             if int(spent) >= 0:
                 break
             month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
             loaded = await sync_to_async(_month_spend_from_db, thread_sensitive=False)(organization_id, month_start)
             await state.set_if_absent(keys[0], str(loaded), ttl=_KEEP_SECONDS)
+        else:
+            logger.warning("budget not enforced: the month's spend could not be loaded (org %s)", organization_id)
+            return None
     except STATE_ERRORS as exc:
         logger.warning("budget not enforced (shared state unreachable): %s", type(exc).__name__)
         return None
     if not int(admitted):
-        spent_usd, reserved_usd = format(_usd(int(spent)), "f"), format(_usd(int(reserved)), "f")
         if int(spent) >= limit:
-            message = (f"This organization's monthly budget of ${budget_usd} is used up (${spent_usd} spent). "
+            message = (f"This organization's monthly budget of ${budget_usd} is used up (${_usd(int(spent))} spent). "
                        "Requests are refused until the operator raises it or the month ends.")
         else:
             message = (f"This request could cost up to ${amount}, which does not fit in what is left of the "
-                       f"organization's monthly budget of ${budget_usd} (${spent_usd} spent, ${reserved_usd} "
-                       "reserved by requests in flight). Lower max_tokens, or ask the operator to raise the budget.")
+                       f"organization's monthly budget of ${budget_usd} (${_usd(int(spent))} spent, "
+                       f"${_usd(int(reserved))} reserved by requests in flight). Lower max_tokens, or ask the "
+                       "operator to raise the budget.")
         raise OverBudget(message)
-    return Reservation(organization_id=organization_id, month=month, units=units)
+    return Reservation(organization_id=organization_id, month=month, id=rid, units=units)
 
 
-def _local_settle(memory, keys: list[str], release: int, cost: int) -> int:
-    reserved = memory.incr(keys[1], -release)
-    if reserved < 0:
-        memory.set(keys[1], 0, _KEEP_SECONDS)
+def _local_settle(memory, keys, rid: str, cost: int) -> int:
+    amounts = memory.get(keys[2]) or {}
+    deadlines = memory.get(keys[3]) or {}
+    if rid and rid in amounts:
+        memory.incr(keys[1], -amounts.pop(rid))
+        deadlines.pop(rid, None)
     if memory.get(keys[0]) is not None:
         memory.incr(keys[0], cost)
     return 1
 
 
-async def budget_settle(reservation: Reservation, cost: Decimal) -> None:
-    """Release the reservation and add the request's real cost to the month's spend."""
-    keys = _keys(reservation.organization_id, reservation.month)
+async def budget_settle(*, organization_id: int, month: str, cost: Decimal, reservation: Reservation | None) -> None:
+    """Release the reservation (if any) and add the request's real cost to the month's spend."""
+    keys = _keys(organization_id, month)
+    rid = reservation.id if reservation else ""
     cost_units = to_units(cost)
     try:
         await shared_state().script(
-            _SETTLE_LUA, keys, [reservation.units, cost_units, _KEEP_SECONDS],
-            local=lambda memory: _local_settle(memory, keys, reservation.units, cost_units),
+            _SETTLE_LUA, keys, [rid, cost_units, _KEEP_SECONDS],
+            local=lambda memory: _local_settle(memory, keys, rid, cost_units),
         )
     except STATE_ERRORS as exc:
-        # The reservation expires with the month key; the spend is reloaded from the ledger then.
+        # The reservation frees itself at its deadline; the spend is reloaded from the ledger
+        # when the cached figure is next dropped.
         logger.warning("budget settle failed (shared state unreachable): %s", type(exc).__name__)

@@ -31,6 +31,7 @@ class RateLimitStatus:
     tpm_limit: int | None
     tpm_used: int
     reset_at: float  # unix time the window ends
+    counted_tokens: int = 0  # the prompt estimate already added to the window at admission
 
     def reset_in(self, now: float | None = None) -> int:
         return max(1, int(self.reset_at - (now or time.time()) + 0.999))
@@ -56,10 +57,11 @@ class RateLimitStatus:
 
 
 class RateLimited(Exception):
-    def __init__(self, message: str, status: RateLimitStatus) -> None:
+    def __init__(self, message: str, status: RateLimitStatus, *, retryable: bool = True) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.retryable = retryable
 
 
 def _window(now: float) -> tuple[int, float]:
@@ -80,40 +82,57 @@ async def rate_limit_admit(
     now = time.time()
     window, reset_at = _window(now)
     state = shared_state()
+    token_key = f"rl:tok:{key_id}:{window}"
+    counted = prompt_tokens if tpm_limit else 0
     try:
         rpm_used = await state.incr(f"rl:req:{key_id}:{window}", ttl=_KEEP_SECONDS) if rpm_limit else 0
-        tpm_used = int(await state.get(f"rl:tok:{key_id}:{window}") or 0) if tpm_limit else 0
+        # The prompt counts at admission, so a burst of concurrent requests cannot all pass
+        # a check made before any of them finished; settle adds only the difference.
+        tpm_after = await state.incr(token_key, counted, ttl=_KEEP_SECONDS) if tpm_limit else 0
     except STATE_ERRORS as exc:
         logger.warning("rate limits not enforced (shared state unreachable): %s", type(exc).__name__)
         return None
-    status = RateLimitStatus(rpm_limit, rpm_used, tpm_limit, tpm_used, reset_at)
+    tpm_used = tpm_after - counted
+    status = RateLimitStatus(rpm_limit, rpm_used, tpm_limit, tpm_after, reset_at, counted)
+    refusal = None
     if rpm_limit and rpm_used > rpm_limit:
-        raise RateLimited(
+        refusal = RateLimited(
             f"Rate limit reached: this key allows {rpm_limit} requests per minute. "
             f"Retry in {status.reset_in(now)} s.",
             status,
         )
-    if tpm_limit and tpm_used + prompt_tokens > tpm_limit:
+    elif tpm_limit and tpm_after > tpm_limit:
         if prompt_tokens > tpm_limit:
-            raise RateLimited(
+            refusal = RateLimited(
                 f"This request's ~{prompt_tokens} input tokens exceed the key's limit of {tpm_limit} "
                 "tokens per minute; it can never be admitted. Shorten it or ask for a higher limit.",
                 status,
+                retryable=False,
             )
-        raise RateLimited(
-            f"Rate limit reached: this key allows {tpm_limit} tokens per minute and has used {tpm_used}. "
-            f"Retry in {status.reset_in(now)} s.",
-            status,
-        )
+        else:
+            refusal = RateLimited(
+                f"Rate limit reached: this key allows {tpm_limit} tokens per minute and has used {tpm_used}. "
+                f"Retry in {status.reset_in(now)} s.",
+                status,
+            )
+    if refusal is not None:
+        if counted:
+            try:  # a refused request uses no tokens
+                await state.incr(token_key, -counted, ttl=_KEEP_SECONDS)
+            except STATE_ERRORS:
+                pass
+        raise refusal
     return status
 
 
-async def rate_limit_settle(*, key_id: int, tokens: int) -> None:
-    """Add the tokens a finished request really used to its key's current window."""
-    if tokens <= 0:
+async def rate_limit_settle(*, key_id: int, tokens: int, counted: int = 0) -> None:
+    """Correct the key's current window to the tokens a finished request really used
+    (`counted` were added at admission)."""
+    difference = tokens - counted
+    if difference == 0:
         return
     window, _ = _window(time.time())
     try:
-        await shared_state().incr(f"rl:tok:{key_id}:{window}", tokens, ttl=_KEEP_SECONDS)
+        await shared_state().incr(f"rl:tok:{key_id}:{window}", difference, ttl=_KEEP_SECONDS)
     except STATE_ERRORS as exc:
         logger.warning("token usage not counted for rate limits: %s", type(exc).__name__)

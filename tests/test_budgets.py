@@ -98,3 +98,45 @@ def test_it_counts_what_was_already_spent_this_month(gateway, alice_org):
     with pytest.raises(openai.RateLimitError) as exc:
         _ask(gateway.openai())
     assert "used up ($1.0000000000 spent)" in exc.value.message
+
+
+def test_the_worst_case_counts_every_choice(gateway, alice_org):
+    _budget(alice_org, "0.04")
+    client = gateway.openai()
+    _ask(client, model="gpt-4o", max_tokens=1000)  # one choice: ~$0.01 fits
+    with pytest.raises(openai.RateLimitError) as exc:
+        _ask(client, model="gpt-4o", max_tokens=1000, n=5)  # five choices could cost ~$0.05
+    assert "could cost up to $0.05" in exc.value.message
+
+
+def test_spend_made_in_alert_mode_counts_once_the_budget_turns_hard(gateway, alice_org):
+    _budget(alice_org, "0.02", mode="alert")
+    for _ in range(3):
+        gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(usage={"completion_tokens": 1000, "total_tokens": 1005}))
+        _ask(gateway.openai(), model="gpt-4o", max_tokens=1000)  # ~$0.01 each, over the budget: alert only
+    _rows(3)
+    _budget(alice_org, "0.02", mode="hard")
+    with pytest.raises(openai.RateLimitError) as exc:
+        _ask(gateway.openai())
+    assert "is used up" in exc.value.message
+
+
+def test_a_reservation_never_settled_frees_itself(db, alice_org, monkeypatch):
+    import asyncio
+
+    from billing import budget
+
+    monkeypatch.setattr(budget, "RESERVATION_SECONDS", 0.3)
+    now = timezone.now()
+
+    def reserve():
+        return asyncio.run(budget.budget_reserve(
+            organization_id=alice_org.pk, budget_usd=Decimal("1.00"), amount=Decimal("0.60"), now=now))
+
+    assert reserve() is not None  # held by a gateway that then died: never settled
+    with pytest.raises(budget.OverBudget):
+        reserve()
+    import time
+
+    time.sleep(0.4)
+    assert reserve() is not None
