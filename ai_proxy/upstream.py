@@ -9,6 +9,7 @@ so it travels exactly the same code path as a real provider, with no network.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 import httpx
@@ -21,34 +22,35 @@ from .mock_provider import mock_handler
 
 ANTHROPIC_VERSION = "2023-06-01"
 
-_clients: dict[int, httpx.AsyncClient] = {}
-_mock_client: dict[int, httpx.AsyncClient] = {}
+# One client per event loop, keyed weakly by the loop: a new loop never inherits a dead one's.
+_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_mock_client: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _client_for(route: RouteEntry) -> httpx.AsyncClient:
     # aiohttp sessions and httpx clients belong to the loop that made them: one per loop.
-    loop_id = id(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
     if route.provider.kind == "mock":
-        client = _mock_client.get(loop_id)
+        client = _mock_client.get(loop)
         if client is None:
-            client = _mock_client[loop_id] = httpx.AsyncClient(transport=httpx.MockTransport(mock_handler))
+            client = _mock_client[loop] = httpx.AsyncClient(transport=httpx.MockTransport(mock_handler))
         return client
-    client = _clients.get(loop_id)
+    client = _clients.get(loop)
     if client is None:
         limits = httpx.Limits(
             max_connections=settings.GATEWAY_UPSTREAM_MAX_CONNECTIONS,
             max_keepalive_connections=settings.GATEWAY_UPSTREAM_MAX_CONNECTIONS,
             keepalive_expiry=30,
         )
-        client = _clients[loop_id] = httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False))
+        client = _clients[loop] = httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False))
     return client
 
 
 async def upstream_close() -> None:
     """Close this loop's pooled clients (graceful shutdown): no connection is left half-open."""
-    loop_id = id(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
     for pool in (_clients, _mock_client):
-        client = pool.pop(loop_id, None)
+        client = pool.pop(loop, None)
         if client is not None:
             await client.aclose()
 

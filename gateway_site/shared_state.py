@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from typing import Any
 
 from django.conf import settings
@@ -77,17 +78,17 @@ class SharedState:
         self.redis_url = redis_url
         self._memory = _MemoryState() if not redis_url else None
         self._sync_client = None
-        # redis.asyncio clients are bound to the loop that created them; one per loop.
-        self._async_clients: dict[int, Any] = {}
-        self._scripts: dict[int, dict[str, Any]] = {}
+        # redis.asyncio clients are bound to the loop that created them: one per loop, forgotten
+        # with the loop (keyed weakly: a new loop must never inherit a dead loop's client).
+        self._async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     @property
     def uses_redis(self) -> bool:
         return self._memory is None
 
     def _async_client(self):
-        loop_id = id(asyncio.get_running_loop())
-        client = self._async_clients.get(loop_id)
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
         if client is None:
             import redis.asyncio as aioredis
 
@@ -97,7 +98,7 @@ class SharedState:
                 self.redis_url, decode_responses=True, max_connections=64, timeout=5
             )
             client = aioredis.Redis(connection_pool=pool)
-            self._async_clients[loop_id] = client
+            self._async_clients[loop] = client
         return client
 
     def _sync(self):
@@ -160,7 +161,7 @@ class SharedState:
             with self._memory._lock_reentrant():
                 return local(self._memory)
         client = self._async_client()
-        scripts = self._scripts.setdefault(id(client), {})
+        scripts = client.__dict__.setdefault("_gateway_scripts", {})  # registered per client
         script = scripts.get(lua)
         if script is None:
             script = scripts[lua] = client.register_script(lua)

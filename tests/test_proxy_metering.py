@@ -234,3 +234,48 @@ def test_the_usage_endpoint_includes_a_request_made_a_moment_ago(gateway):
             break
         time.sleep(0.01)
     assert usage["total_requests"] == 1 and usage["total_cost"] == cost
+
+
+def test_it_meters_a_stream_whose_client_left_before_the_first_chunk(gateway):
+    """Driven at the ASGI level to hit the one window a socket test can't: the client is gone
+    while the response headers are being sent, so the body generator never starts."""
+    import asyncio
+    import json
+
+    from ai_proxy.metering import metering_drain
+    from ai_proxy.upstream import upstream_close
+    from billing.metering import ledger_flush
+    from gateway_site.asgi import application
+
+    async def drive() -> None:
+        requests = [{"type": "http.request", "more_body": False, "body": json.dumps({
+            "model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hello"}]}).encode()}]
+        gone = asyncio.Event()
+
+        async def receive():
+            if requests:
+                return requests.pop(0)
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                gone.set()
+                await asyncio.sleep(30)  # the headers never make it out
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/api/ai/chat/completions", "raw_path": b"/api/ai/chat/completions",
+            "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+            "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                        (b"authorization", f"Bearer {gateway.key}".encode())],
+        }
+        await asyncio.wait_for(application(scope, receive, send), 20)
+        await metering_drain()
+        await ledger_flush()
+        await upstream_close()
+
+    asyncio.run(drive())
+    [row] = _rows(1)
+    assert row.client_disconnected is True and row.status == 499 and row.streamed is True
+    assert row.tokens_estimated is True and row.prompt_tokens > 0
