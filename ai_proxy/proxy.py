@@ -18,6 +18,7 @@ from datetime import datetime
 import httpx
 import orjson
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
@@ -134,7 +135,10 @@ def _parse_body(request: HttpRequest) -> dict:
         raise GatewayError(
             413, f"Request body is {int(length)} bytes; the limit is {limit} bytes.", code="request_too_large"
         )
-    raw = request.body
+    try:
+        raw = request.body
+    except RequestDataTooBig:  # a chunked body with no Content-Length, past Django's own cap
+        raise GatewayError(413, f"Request body is over the limit of {limit} bytes.", code="request_too_large") from None
     if len(raw) > limit:
         raise GatewayError(413, f"Request body is {len(raw)} bytes; the limit is {limit} bytes.", code="request_too_large")
     try:

@@ -253,3 +253,17 @@ def test_it_answers_unknown_api_paths_with_a_json_404(gateway, path, shape):
     body = response.json()
     assert (body["type"] == "error") if shape == "anthropic" else ("message" in body["error"])
     assert body["detail"]
+
+
+def test_it_answers_an_oversized_chunked_body_with_413(gateway, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
+    payload = ('{"model": "gpt-4o", "messages": [{"role": "user", "content": "' + "x" * 5000 + '"}]}').encode()
+
+    def chunks():  # no Content-Length: sent with Transfer-Encoding: chunked
+        for i in range(0, len(payload), 1000):
+            yield payload[i:i + 1000]
+
+    response = httpx.post(f"{gateway.url}/api/ai/chat/completions", content=chunks(),
+                          headers={"authorization": f"Bearer {gateway.key}", "content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
