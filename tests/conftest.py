@@ -125,3 +125,15 @@ def gateway_url(django_db_setup, django_db_blocker):
 
 
 from tests.fake_fixtures import fake_provider, fake_provider_session  # noqa: E402,F401
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """SQLite's WAL side files outlive the test database pytest-django drops: remove ours."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if name:
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(f"{name}{suffix}").unlink(missing_ok=True)
