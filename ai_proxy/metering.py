@@ -11,8 +11,10 @@ import logging
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from billing.metering import UsageEvent, usage_record
+import orjson
+
 from billing.budget import budget_settle, month_of
+from billing.metering import UsageEvent, usage_record
 from billing.pricing import cost_compute, prices_from_model
 from billing.ratelimit import rate_limit_settle
 
@@ -57,8 +59,6 @@ def _event(call: "ProxyCall") -> UsageEvent:
 
 
 def _prompt_text(call: "ProxyCall") -> str | None:
-    import orjson
-
     if not call.body:
         return None
     return orjson.dumps({k: call.body.get(k) for k in ("system", "messages") if k in call.body}).decode()
@@ -71,22 +71,12 @@ def call_cost(call: "ProxyCall") -> Decimal | None:
     if prices is None:
         return None
     try:
-        return _cost(call, prices)
+        return cost_compute(**call.usage, prices=prices)
     except ValueError:
         # Inconsistent provider usage must not cost the request its ledger row or its budget
         # settle; usage_record prices the row itself and logs the problem.
         logger.error("usage could not be priced request_id=%s usage=%s", call.request_id, call.usage)
         return None
-
-
-def _cost(call: "ProxyCall", prices) -> Decimal:
-    return cost_compute(
-        prompt_tokens=call.usage["prompt_tokens"],
-        completion_tokens=call.usage["completion_tokens"],
-        cache_read_tokens=call.usage["cache_read_tokens"],
-        cache_write_tokens=call.usage["cache_write_tokens"],
-        prices=prices,
-    )
 
 
 def call_meter(call: "ProxyCall") -> None:

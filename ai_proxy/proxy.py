@@ -35,7 +35,7 @@ from .metering import call_meter, call_cost
 from .routing import route_failed, route_succeeded, routes_for
 from .sse import SSEDecoder, SSEEvent
 from .streams import ChatFromAnthropic, ChatPassThrough, Framer, MessagesFromChat, MessagesPassThrough
-from .tokens import tokens_for_request, tokens_for_text
+from .tokens import tokens_for_chars, tokens_for_request, tokens_for_text
 from .translate_to_anthropic import anthropic_to_chat_response, chat_to_anthropic_request
 from .translate_to_openai import anthropic_to_chat_request, chat_to_anthropic_response
 from .upstream import provider_error_message, upstream_send
@@ -257,8 +257,7 @@ def _upstream_body(call: ProxyCall, route: RouteEntry) -> dict:
 
 
 def _client_response_body(call: ProxyCall, route: RouteEntry, data: dict) -> dict:
-    public = call.model.public_id if call.model else call.requested_model
-    requested = call.requested_model or public
+    requested = call.requested_model  # validated as a non-empty string before any route is tried
     dialect = _dialect(route)
     if dialect == OPENAI:
         call.usage = usage_from_openai(data.get("usage") or {}) if data.get("usage") else None
@@ -444,7 +443,7 @@ def _completion_text(payload: dict) -> str:
 
 def _estimated_usage(call: ProxyCall, payload: dict | None = None, text_chars: int = 0) -> dict:
     call.tokens_estimated = True
-    completion = tokens_for_text("x" * text_chars) if text_chars else 0
+    completion = tokens_for_chars(text_chars)
     if payload is not None:
         completion = tokens_for_text(orjson.dumps(payload.get("choices") or payload.get("content") or "").decode())
     return {

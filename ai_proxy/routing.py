@@ -47,10 +47,10 @@ async def _cooling(routes: list[RouteEntry]) -> set[int]:
             values = await shared_state().get_many([f"route:cool:{rid}" for rid in stale])
         except STATE_ERRORS as exc:
             # Without shared state, route by what this process last knew rather than fail.
-            logger.warning("shared state unreachable, routing without cool-downs: %s", type(exc).__name__)
-            values = [None if rid not in _cooldown_seen else ("1" if _cooldown_seen[rid][0] else None) for rid in stale]
-        for rid, value in zip(stale, values):
-            _cooldown_seen[rid] = (value is not None, now)
+            logger.warning("shared state unreachable, routing by the last known cool-downs: %s", type(exc).__name__)
+        else:
+            for rid, value in zip(stale, values):
+                _cooldown_seen[rid] = (value is not None, now)
     return {r.id for r in routes if _cooldown_seen.get(r.id, (False, 0))[0]}
 
 

@@ -15,10 +15,14 @@ PER_MESSAGE_OVERHEAD = 4
 PER_IMAGE_TOKENS = 1000  # mid-sized image on either provider
 
 
-def tokens_for_text(text: str) -> int:
-    if not text:
+def tokens_for_chars(chars: int) -> int:
+    if chars <= 0:
         return 0
-    return max(1, (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
+    return max(1, (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
+
+
+def tokens_for_text(text: str) -> int:
+    return tokens_for_chars(len(text)) if text else 0
 
 
 def _content_tokens(content: Any) -> int:
