@@ -17,9 +17,9 @@ from django.http import HttpRequest, HttpResponse
 from .catalog import ModelEntry, catalog_get
 from .errors import ANTHROPIC, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_count_tokens_validate
-from .proxy import _authenticate, _parse_body
+from .proxy import request_authenticate, request_json_body
 from .tokens import tokens_for_request
-from .upstream import _client_for, provider_error_message, upstream_headers
+from .upstream import COUNT_TOKENS_PATH, provider_error_message, upstream_send
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ def _json(payload: dict, request_id: str, status: int = 200, extra: dict | None 
 async def anthropic_count_tokens(request: HttpRequest) -> HttpResponse:
     request_id = new_request_id()
     try:
-        ctx = await _authenticate(request)
-        body = messages_count_tokens_validate(_parse_body(request))
+        ctx = await request_authenticate(request)
+        body = messages_count_tokens_validate(request_json_body(request))
         model = (await catalog_get()).resolve(body["model"])
         if model is None or not ctx.may_use(model.public_id):
             raise GatewayError(404, f"model: {body['model']}", code="model_not_found", param="model")
@@ -43,11 +43,9 @@ async def anthropic_count_tokens(request: HttpRequest) -> HttpResponse:
             if route.provider.kind != "anthropic" or not route.provider.secret():
                 continue
             try:
-                upstream = await _client_for(route).post(
-                    f"{route.provider.base_url}/v1/messages/count_tokens",
-                    content=orjson.dumps(dict(body, model=route.upstream_model)),
-                    headers=upstream_headers(route, request.headers),
-                    timeout=httpx.Timeout(route.provider.timeout, connect=route.provider.connect_timeout),
+                upstream = await upstream_send(
+                    route, dict(body, model=route.upstream_model), stream=False,
+                    client_headers=request.headers, path=COUNT_TOKENS_PATH,
                 )
             except httpx.TransportError:
                 continue
@@ -80,7 +78,7 @@ def _model_json(m: ModelEntry) -> dict:
 async def anthropic_models(request: HttpRequest, model_id: str | None) -> HttpResponse:
     request_id = new_request_id()
     try:
-        ctx = await _authenticate(request)
+        ctx = await request_authenticate(request)
         catalog = await catalog_get()
         if model_id is not None:
             model = catalog.resolve(model_id)

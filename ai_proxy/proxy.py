@@ -94,7 +94,7 @@ def _json_mode(body: dict) -> bool:
     return isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object")
 
 
-async def _authenticate(request: HttpRequest) -> KeyContext:
+async def request_authenticate(request: HttpRequest) -> KeyContext:
     plaintext = presented_key(request.headers)
     if not plaintext:
         raise GatewayError(
@@ -121,7 +121,7 @@ async def _authenticate(request: HttpRequest) -> KeyContext:
     return ctx
 
 
-def _parse_body(request: HttpRequest) -> dict:
+def request_json_body(request: HttpRequest) -> dict:
     content_type = request.content_type or ""
     if content_type != "application/json":
         raise GatewayError(
@@ -551,8 +551,8 @@ async def proxy_handle(request: HttpRequest, client_format: str) -> HttpResponse
         client_ip=_client_ip(request),
     )
     try:
-        call.key = await _authenticate(request)
-        call.body = _parse_body(request)
+        call.key = await request_authenticate(request)
+        call.body = request_json_body(request)
         if isinstance(call.body.get("model"), str):
             call.requested_model = call.body["model"]
         if client_format == OPENAI:

@@ -55,7 +55,12 @@ async def upstream_close() -> None:
             await client.aclose()
 
 
-def upstream_url(route: RouteEntry) -> str:
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+
+
+def upstream_url(route: RouteEntry, path: str | None = None) -> str:
+    if path is not None:
+        return f"{route.provider.base_url}{path}"
     if route.provider.kind == "anthropic":
         return f"{route.provider.base_url}/v1/messages"
     if route.provider.kind == "mock":
@@ -80,17 +85,19 @@ def upstream_headers(route: RouteEntry, client_headers: Any = None) -> dict[str,
 
 
 async def upstream_send(
-    route: RouteEntry, body: dict, *, stream: bool, client_headers: Any = None
+    route: RouteEntry, body: dict, *, stream: bool, client_headers: Any = None, path: str | None = None
 ) -> httpx.Response:
-    """Send and return once the status line and headers are in; the body is read by the caller.
+    """POST `body` to the route's provider (its chat endpoint, or `path` under its base URL).
 
-    Raises httpx.TransportError (connect errors, timeouts) for the caller to fail over on.
+    With stream=True this returns once the status line and headers are in and the caller reads
+    the body; otherwise the body is read. Raises httpx.TransportError (connect errors, timeouts)
+    for the caller to fail over on.
     """
     client = _client_for(route)
     timeout = httpx.Timeout(route.provider.timeout, connect=route.provider.connect_timeout)
     request = client.build_request(
         "POST",
-        upstream_url(route),
+        upstream_url(route, path),
         content=orjson.dumps(body),
         headers=upstream_headers(route, client_headers if route.provider.kind == "anthropic" else None),
         timeout=timeout,
