@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 
-from gateway_site.db import db_call
 from gateway_site.versioned_cache import VersionedCache
 
 from .models import CatalogModel, Provider
@@ -130,20 +129,8 @@ def _load() -> Catalog:
 
 
 async def catalog_get() -> Catalog:
-    await catalog_cache.refresh()
-    catalog = catalog_cache.get("all")
-    if catalog is None:
-        generation = catalog_cache.generation
-        catalog = await db_call(_load)
-        catalog_cache.set("all", catalog, generation)
-    return catalog
+    return await catalog_cache.get_or_load("all", _load)
 
 
 def catalog_get_sync() -> Catalog:
-    catalog_cache.refresh_sync()
-    catalog = catalog_cache.get("all")
-    if catalog is None:
-        generation = catalog_cache.generation
-        catalog = _load()
-        catalog_cache.set("all", catalog, generation)
-    return catalog
+    return catalog_cache.get_or_load_sync("all", _load)

@@ -396,7 +396,6 @@ def _valid_ip(value: str | None) -> str | None:
 def _insert(rows: list[dict[str, Any]]) -> None:
     from ai_proxy.models import CatalogModel
 
-    from .models import UsageRecord
 
     records, kept = [], []
     for row in rows:

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 from django.conf import settings
 from django.db import transaction
 
+from .db import db_call
 from .shared_state import STATE_ERRORS, shared_state
 
 logger = logging.getLogger(__name__)
 
 _MAX_ENTRIES = 100_000
+_MISSING = object()
 
 
 class VersionedCache:
@@ -78,6 +80,26 @@ class VersionedCache:
             # A flood of unknown keys must not grow memory without bound.
             self._entries.clear()
         self._entries[key] = value
+
+    async def get_or_load(self, key: Any, load: Callable[..., Any], *args: Any) -> Any:
+        """The cached value, or `load(*args)` run in a worker thread (it may query the database)
+        and cached unless an invalidation arrived meanwhile."""
+        await self.refresh()
+        value = self._entries.get(key, _MISSING)
+        if value is _MISSING:
+            generation = self._generation
+            value = await db_call(load, *args)
+            self.set(key, value, generation)
+        return value
+
+    def get_or_load_sync(self, key: Any, load: Callable[..., Any], *args: Any) -> Any:
+        self.refresh_sync()
+        value = self._entries.get(key, _MISSING)
+        if value is _MISSING:
+            generation = self._generation
+            value = load(*args)
+            self.set(key, value, generation)
+        return value
 
     def clear(self) -> None:
         self._entries.clear()

@@ -9,14 +9,12 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from gateway_site.db import db_call
 from gateway_site.versioned_cache import VersionedCache
 
 from .keys import key_hash, key_matches, key_prefix_of
 from .models import ApiKey, VanityDomain
 
 key_cache = VersionedCache("keys")
-_MISSING = object()
 # last_used_at is written at most this often per key, never on every request.
 _LAST_USED_EVERY = timedelta(minutes=1)
 _background: set[asyncio.Task] = set()
@@ -110,13 +108,7 @@ def _touch_due(ctx: KeyContext, now: datetime) -> bool:
 
 async def key_context_get(plaintext: str) -> KeyContext | None:
     """The key's context if the key exists (usable or not), from cache when possible."""
-    await key_cache.refresh()
-    digest = key_hash(plaintext)
-    ctx = key_cache.get(digest, _MISSING)
-    if ctx is _MISSING:
-        generation = key_cache.generation
-        ctx = await db_call(_context_from_db, plaintext)
-        key_cache.set(digest, ctx, generation)
+    ctx = await key_cache.get_or_load(key_hash(plaintext), _context_from_db, plaintext)
     if ctx is not None:
         now = timezone.now()
         if _touch_due(ctx, now):
@@ -129,13 +121,7 @@ async def key_context_get(plaintext: str) -> KeyContext | None:
 
 
 def key_context_get_sync(plaintext: str) -> KeyContext | None:
-    key_cache.refresh_sync()
-    digest = key_hash(plaintext)
-    ctx = key_cache.get(digest, _MISSING)
-    if ctx is _MISSING:
-        generation = key_cache.generation
-        ctx = _context_from_db(plaintext)
-        key_cache.set(digest, ctx, generation)
+    ctx = key_cache.get_or_load_sync(key_hash(plaintext), _context_from_db, plaintext)
     if ctx is not None:
         now = timezone.now()
         if _touch_due(ctx, now):
@@ -157,28 +143,14 @@ async def domain_organization_get(host: str) -> int | None:
     hostname = _hostname(host)
     if not hostname:
         return None
-    await key_cache.refresh()
-    cache_key = ("domain", hostname)
-    owner = key_cache.get(cache_key, _MISSING)
-    if owner is _MISSING:
-        generation = key_cache.generation
-        owner = await db_call(_domain_owner_from_db, hostname)
-        key_cache.set(cache_key, owner, generation)
-    return owner
+    return await key_cache.get_or_load(("domain", hostname), _domain_owner_from_db, hostname)
 
 
 def domain_organization_get_sync(host: str) -> int | None:
     hostname = _hostname(host)
     if not hostname:
         return None
-    key_cache.refresh_sync()
-    cache_key = ("domain", hostname)
-    owner = key_cache.get(cache_key, _MISSING)
-    if owner is _MISSING:
-        generation = key_cache.generation
-        owner = _domain_owner_from_db(hostname)
-        key_cache.set(cache_key, owner, generation)
-    return owner
+    return key_cache.get_or_load_sync(("domain", hostname), _domain_owner_from_db, hostname)
 
 
 def presented_key(headers) -> str | None:

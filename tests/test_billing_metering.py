@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal as D
 
 import pytest
