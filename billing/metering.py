@@ -35,6 +35,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, close_old_connections, connection, connections, transaction
 
+from gateway_site.shared_state import shared_state
+
 from .pricing import Prices, cost_compute
 
 logger = logging.getLogger(__name__)
@@ -108,8 +110,6 @@ _write_lock = threading.Lock()
 _drain_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-ledger")
 _flushers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> Task
 _wakeups: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> asyncio.Event
-_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> redis.asyncio.Redis
-_sync_client: tuple[str, Any] | None = None
 _redis_down_until = 0.0
 _last_stale_check = 0.0
 
@@ -182,32 +182,16 @@ def _redis_failed(exc: BaseException) -> None:
 
 
 def _async_redis():
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None or client._gateway_url != settings.REDIS_URL:
-        import redis.asyncio as aioredis
-
-        # Blocking pool: a burst of concurrent requests waits briefly for a connection instead of
-        # failing with MaxConnectionsError (the default pool's behaviour at 100).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=64, timeout=2, socket_connect_timeout=1, socket_timeout=5
-        )
-        client = aioredis.Redis(connection_pool=pool)
-        client._gateway_url = settings.REDIS_URL
-        _async_clients[loop] = client
-    return client
+    return shared_state().redis_async()
 
 
 def _sync_redis():
-    global _sync_client
-    if _sync_client is None or _sync_client[0] != settings.REDIS_URL:
-        import redis
-
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=10)
-        client._claim = client.register_script(_CLAIM_LUA)
-        client._requeue = client.register_script(_REQUEUE_LUA)
-        _sync_client = (settings.REDIS_URL, client)
-    return _sync_client[1]
+    """The shared sync client, with the ledger's claim and requeue scripts registered on it once."""
+    client = shared_state().redis_sync()
+    if not hasattr(client, "_ledger_claim"):
+        client._ledger_claim = client.register_script(_CLAIM_LUA)
+        client._ledger_requeue = client.register_script(_REQUEUE_LUA)
+    return client
 
 
 async def usage_record(event: UsageEvent) -> Decimal:
@@ -322,13 +306,13 @@ def _drain_redis(max_batches: int | None) -> int:
     while max_batches is None or batches < max_batches:
         inflight = INFLIGHT_PREFIX + uuid.uuid4().hex
         keys = [LEDGER_KEY, inflight, CLAIMS_KEY]
-        items = client._claim(keys=keys, args=[BATCH_ROWS, time.time()])
+        items = client._ledger_claim(keys=keys, args=[BATCH_ROWS, time.time()])
         if not items:
             break
         try:
             _insert([orjson.loads(item) for item in items])
         except Exception:
-            client._requeue(keys=keys)
+            client._ledger_requeue(keys=keys)
             raise
         with client.pipeline(transaction=True) as pipe:
             pipe.delete(inflight)
@@ -348,7 +332,7 @@ def _requeue_stale(client, *, force: bool = False) -> int:
     _last_stale_check = now
     requeued = 0
     for inflight in client.zrangebyscore(CLAIMS_KEY, "-inf", now - STALE_CLAIM_SECONDS):
-        requeued += client._requeue(keys=[LEDGER_KEY, inflight, CLAIMS_KEY])
+        requeued += client._ledger_requeue(keys=[LEDGER_KEY, inflight, CLAIMS_KEY])
     if requeued:
         logger.warning("ledger: re-queued %d rows from abandoned drain batches", requeued)
     return requeued

@@ -95,7 +95,8 @@ class SharedState:
             # A blocking pool: past its size, commands wait for a connection instead of failing
             # (the default pool raises MaxConnectionsError under a burst of requests).
             pool = aioredis.BlockingConnectionPool.from_url(
-                self.redis_url, decode_responses=True, max_connections=64, timeout=5
+                self.redis_url, decode_responses=True, max_connections=64, timeout=2,
+                socket_connect_timeout=1, socket_timeout=5,
             )
             client = aioredis.Redis(connection_pool=pool)
             self._async_clients[loop] = client
@@ -105,8 +106,17 @@ class SharedState:
         if self._sync_client is None:
             import redis
 
-            self._sync_client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+            self._sync_client = redis.Redis.from_url(
+                self.redis_url, decode_responses=True, socket_connect_timeout=1, socket_timeout=10
+            )
         return self._sync_client
+
+    def redis_async(self):
+        """This loop's Redis client, for modules with their own key layout (the usage ledger)."""
+        return self._async_client()
+
+    def redis_sync(self):
+        return self._sync()
 
     # --- async, for the request path ---------------------------------------------------
     async def get(self, key: str) -> str | None:
