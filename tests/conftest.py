@@ -125,6 +125,7 @@ def gateway_url(django_db_setup, django_db_blocker):
 
 
 from tests.fake_fixtures import fake_provider, fake_provider_session  # noqa: E402,F401
+from tests.proxy_helpers import gateway  # noqa: E402,F401  (the live server, the fake and SDK clients)
 
 
 def pytest_sessionfinish(session, exitstatus):

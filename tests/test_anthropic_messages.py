@@ -20,7 +20,6 @@ from tests.fake_provider import (
     openai_stream_events,
     openai_usage,
 )
-from tests.proxy_helpers import gateway  # noqa: F401
 from tests.test_proxy_metering import _rows
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from tests.fake_provider import ANTHROPIC_MESSAGES, FakeResponse, anthropic_stream_events, anthropic_usage
-from tests.proxy_helpers import gateway  # noqa: F401
 from tests.test_proxy_metering import _rows
 
 pytestmark = pytest.mark.django_db(transaction=True)

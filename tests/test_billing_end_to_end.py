@@ -16,7 +16,6 @@ from billing.metering import ledger_flush_sync
 from billing.models import UsageRecord
 from billing.pricing import cost_compute, prices_from_model
 from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
-from tests.proxy_helpers import gateway  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,6 @@ import pytest
 from django.utils import timezone
 
 from tests.fake_provider import OPENAI_CHAT, FakeResponse
-from tests.proxy_helpers import gateway  # noqa: F401
 from tests.test_proxy_metering import _rows
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,6 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from ai_proxy.models import CatalogModel
-from tests.proxy_helpers import gateway  # noqa: F401
 
 
 @pytest.mark.django_db

@@ -16,7 +16,6 @@ from tests.fake_provider import (
     anthropic_stream_events,
     anthropic_usage,
 )
-from tests.proxy_helpers import gateway  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from tests.fake_provider import OPENAI_CHAT, FakeResponse
-from tests.proxy_helpers import add_route, gateway  # noqa: F401
+from tests.proxy_helpers import add_route
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

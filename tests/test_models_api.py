@@ -15,7 +15,6 @@ from rest_framework.test import APIClient
 from ai_proxy.models import CatalogModel
 from ai_proxy.seed import MODELS
 from orgs.services import api_key_issue
-from tests.proxy_helpers import gateway  # noqa: F401
 
 SEED = {spec["public_id"]: spec for spec in MODELS}
 

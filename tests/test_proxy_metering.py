@@ -17,7 +17,6 @@ from tests.fake_provider import (
     anthropic_message,
     anthropic_usage,
 )
-from tests.proxy_helpers import gateway  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,6 @@ import anthropic
 import openai
 import pytest
 
-from tests.proxy_helpers import gateway  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

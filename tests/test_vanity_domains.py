@@ -6,7 +6,6 @@ import httpx
 import pytest
 from rest_framework.test import APIClient
 
-from tests.proxy_helpers import gateway  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BODY = {"model": "mock-echo", "messages": [{"role": "user", "content": "hi"}]}
