@@ -74,7 +74,7 @@ def test_it_ends_a_stream_that_breaks_midway_with_an_error_event(gateway):
         for chunk in _ask(gateway, stream=True):
             received.append(chunk)
     assert received, "the first chunks reached the client before the failure"
-    assert "mid-stream" in str(exc.value) or "incomplete" in str(exc.value)
+    assert "failed mid-stream" in str(exc.value) and "incomplete" in str(exc.value)
     # After the first byte there is no failover: the backup was never asked.
     assert [r.json["model"] for r in gateway.fake.requests_to(OPENAI_CHAT)] == ["gpt-4o"]
 
