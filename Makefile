@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 19000
 
-.PHONY: run test bench venv
+.PHONY: run test bench venv cluster cluster-stop
 
 venv: $(VENV)/.installed
 
@@ -28,3 +28,12 @@ test: venv
 
 bench: venv var/env
 	$(PY) -m tests.bench.run $(ARGS)
+
+# The production topology locally (deploy/cluster.sh): nginx on 127.0.0.1:$(CLUSTER_PORT) in front
+# of instances on 19000 and 19002, a Celery worker and beat, on this machine's PostgreSQL and Redis.
+CLUSTER_PORT ?= 8080
+cluster: venv var/env
+	CLUSTER_PORT=$(CLUSTER_PORT) deploy/cluster.sh start
+
+cluster-stop:
+	deploy/cluster.sh stop
