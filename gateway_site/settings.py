@@ -146,6 +146,14 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # Raw ledger rows older than this many days are deleted, only for days already rolled up.
 BILLING_LEDGER_RETENTION_DAYS = _typed("BILLING_LEDGER_RETENTION_DAYS", env.int, 90)
 
+# Budget alerts. EMAIL_URL is django-environ's form (smtp+tls://user:password@smtp.example.com:587);
+# the default writes mail to the log instead of sending it, so nothing leaves by accident.
+globals().update(_typed("EMAIL_URL", env.email_url, "consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ai-gateway@localhost")
+# Alert webhooks to loopback, private or link-local addresses are refused unless this is on
+# (tests, on-premise receivers).
+ALERT_WEBHOOK_ALLOW_PRIVATE = _strict_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
