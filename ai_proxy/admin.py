@@ -47,7 +47,7 @@ class ModelAliasInline(admin.TabularInline):
 class RouteInline(admin.TabularInline):
     model = Route
     extra = 0
-    fields = ("provider", "upstream_model", "priority", "weight", "enabled", "drop_unsupported_params")
+    fields = ("provider", "upstream_model", "priority", "weight", "enabled", "drop_unsupported_params", "allowed_options")
 
 
 @admin.register(CatalogModel)
@@ -68,7 +68,7 @@ class CatalogModelAdmin(AuditedModelAdmin):
         (None, {"fields": ("public_id", "display_name", "provider_label", "best_for", "enabled")}),
         ("Prices (USD per million tokens)", {"fields": (
             "input_price_per_mtok", "output_price_per_mtok", "cache_read_price_per_mtok",
-            "cache_write_price_per_mtok", "price_source",
+            "cache_write_price_per_mtok", "web_search_price_per_1k", "price_source",
         )}),
         ("Limits and tiers", {"fields": ("max_output_tokens", "context_window", "speed_tier", "cost_tier")}),
         ("Dates", {"fields": ("created_at", "updated_at")}),

@@ -7,10 +7,10 @@ import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-
 from gateway_site.versioned_cache import VersionedCache
 
 from .models import CatalogModel, Provider
+from .priced_options import allowed_options_parse
 
 catalog_cache = VersionedCache("catalog")
 
@@ -44,6 +44,7 @@ class RouteEntry:
     weight: int
     priority: int
     drop_unsupported_params: bool
+    allowed_options: frozenset[str] = frozenset()  # see ai_proxy.priced_options
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class ModelEntry:
     context_window: int
     created: int
     routes: tuple[RouteEntry, ...] = field(default=())
+    web_search_price: Decimal | None = None  # USD per 1,000 searches
 
     @property
     def is_priced(self) -> bool:
@@ -100,6 +102,7 @@ def _load() -> Catalog:
                 weight=r.weight,
                 priority=r.priority,
                 drop_unsupported_params=r.drop_unsupported_params,
+                allowed_options=allowed_options_parse(r.allowed_options),
             )
             for r in sorted(m.routes.all(), key=lambda r: (r.priority, -r.weight, r.pk))
             if r.enabled and r.provider.enabled
@@ -120,6 +123,7 @@ def _load() -> Catalog:
             context_window=m.context_window,
             created=int(m.created_at.timestamp()),
             routes=routes,
+            web_search_price=m.web_search_price_per_1k,
         )
         for alias in m.aliases.all():
             names.setdefault(alias.alias, m.public_id)

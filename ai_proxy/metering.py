@@ -18,6 +18,8 @@ from billing.metering import UsageEvent, usage_record
 from billing.pricing import cost_compute, prices_from_model
 from billing.ratelimit import rate_limit_settle
 
+from .priced_options import web_searches_billed
+
 if TYPE_CHECKING:
     from .proxy import ProxyCall
 
@@ -25,8 +27,18 @@ logger = logging.getLogger(__name__)
 _pending: set[asyncio.Task] = set()
 
 
+def _billed_usage(call: "ProxyCall") -> dict | None:
+    """The provider's usage plus the searches it bills without reporting them (OpenAI-format search)."""
+    if call.usage is None:
+        return None
+    searches = web_searches_billed(call.body, call.route, call.client_format)
+    if not searches:
+        return call.usage
+    return {**call.usage, "web_search_requests": call.usage.get("web_search_requests", 0) + searches}
+
+
 def _event(call: "ProxyCall") -> UsageEvent:
-    usage = call.usage or {}
+    usage = _billed_usage(call) or {}
     key = call.key
     store = bool(key and key.store_content)
     return UsageEvent(
@@ -47,6 +59,7 @@ def _event(call: "ProxyCall") -> UsageEvent:
         completion_tokens=usage.get("completion_tokens", 0),
         cache_read_tokens=usage.get("cache_read_tokens", 0),
         cache_write_tokens=usage.get("cache_write_tokens", 0),
+        web_search_requests=usage.get("web_search_requests", 0),
         tokens_estimated=call.tokens_estimated,
         latency_ms=call.elapsed_ms(),
         ttft_ms=call.ttft_ms,
@@ -65,13 +78,14 @@ def _prompt_text(call: "ProxyCall") -> str | None:
 
 
 def call_cost(call: "ProxyCall") -> Decimal | None:
-    if call.model is None or call.usage is None:
+    usage = _billed_usage(call)
+    if call.model is None or usage is None:
         return None
     prices = prices_from_model(call.model)
     if prices is None:
         return None
     try:
-        return cost_compute(**call.usage, prices=prices)
+        return cost_compute(**usage, prices=prices)
     except ValueError:
         # Inconsistent provider usage must not cost the request its ledger row or its budget
         # settle; usage_record prices the row itself and logs the problem.

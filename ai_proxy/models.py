@@ -82,6 +82,11 @@ class CatalogModel(models.Model):
     output_price_per_mtok = models.DecimalField(**PRICE_FIELD)
     cache_read_price_per_mtok = models.DecimalField(**PRICE_FIELD)
     cache_write_price_per_mtok = models.DecimalField(**PRICE_FIELD)
+    # USD per 1,000 web searches (Anthropic's web_search server tool, OpenAI `web_search_options`).
+    # Unset: no route may allow web search for this model, because the searches could not be billed.
+    web_search_price_per_1k = models.DecimalField(
+        **PRICE_FIELD, help_text="USD per 1,000 web searches; required before a route may allow web search."
+    )
     price_source = models.CharField(max_length=300, blank=True, help_text="Where and when the prices were taken.")
     max_output_tokens = models.PositiveIntegerField(default=4096)
     context_window = models.PositiveIntegerField(default=128000)
@@ -143,6 +148,16 @@ class Route(models.Model):
         help_text="Silently drop request parameters the provider's format has no equivalent for "
         "(otherwise the request is refused with a 400 naming them).",
     )
+    # Client options that change what the provider charges are refused unless listed here
+    # (see ai_proxy.priced_options for the names and what each costs).
+    allowed_options = models.TextField(
+        blank=True,
+        help_text="Price-changing client options this route accepts, separated by spaces, commas or new lines: "
+        "anthropic-beta:<value> (native Anthropic routes only; prompt-caching-2024-07-31 is always allowed), "
+        "service_tier:<value> (OpenAI-format routes; billed at this model's prices, so give priority its own "
+        "catalog model), server_tool:web_search and web_search_options (billed per search at the model's web "
+        "search price), server_tool:web_fetch, inference_geo:<value>, speed:<value>, cache_ttl:1h.",
+    )
 
     class Meta:
         ordering = ["model", "priority", "-weight", "id"]
@@ -152,3 +167,14 @@ class Route(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.public_id} → {self.provider.name}:{self.upstream_model}"
+
+    def clean(self) -> None:
+        from .priced_options import allowed_options_problems  # the vocabulary lives with the checks
+
+        problems = allowed_options_problems(
+            self.allowed_options,
+            provider_kind=self.provider.kind if self.provider_id else None,
+            web_search_priced=self.model_id is not None and self.model.web_search_price_per_1k is not None,
+        )
+        if problems:
+            raise ValidationError({"allowed_options": problems})

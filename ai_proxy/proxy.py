@@ -32,6 +32,7 @@ from .chat_format import chat_request_validate
 from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_request_validate
 from .metering import call_meter, call_cost
+from .priced_options import priced_options_requested, routes_allowing
 from .routing import route_failed, route_succeeded, routes_for
 from .sse import SSEDecoder, SSEEvent
 from .streams import ChatFromAnthropic, ChatPassThrough, Framer, MessagesFromChat, MessagesPassThrough
@@ -309,7 +310,9 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
     body = _upstream_body(call, route)
     stream = bool(call.body.get("stream"))
     try:
-        response = await upstream_send(route, body, stream=True, client_headers=request.headers)
+        # Anthropic headers come only from Anthropic-format clients, already checked (priced_options).
+        client_headers = request.headers if call.client_format == ANTHROPIC else None
+        response = await upstream_send(route, body, stream=True, client_headers=client_headers)
     except httpx.TimeoutException:
         raise _RouteFailed(f"{route.provider.name}: timed out") from None
     except httpx.TransportError as exc:
@@ -561,9 +564,11 @@ async def proxy_handle(request: HttpRequest, client_format: str) -> HttpResponse
             messages_request_validate(call.body)
         call.streamed = bool(call.body.get("stream"))
         call.model = await _resolve(call)
+        options = priced_options_requested(call.body, request.headers, client_format)
+        routes_allowing(options, list(call.model.routes), call.model)  # 400 before admission
         call.rate_limits = await _admit(call)
         call.reservation = await _reserve_budget(call)
-        routes = await routes_for(call.model)
+        routes = routes_allowing(options, await routes_for(call.model), call.model)
         failures: list[_RouteFailed] = []
         for route in routes:
             call.route = route

@@ -28,9 +28,15 @@ def usage_from_openai(usage: dict) -> dict:
 def usage_from_anthropic(usage: dict) -> dict:
     cache_read = _int(usage.get("cache_read_input_tokens"))
     cache_write = _int(usage.get("cache_creation_input_tokens"))
-    return {
+    out = {
         "prompt_tokens": _int(usage.get("input_tokens")) + cache_read + cache_write,
         "completion_tokens": _int(usage.get("output_tokens")),
         "cache_read_tokens": cache_read,
         "cache_write_tokens": cache_write,
     }
+    # Server tool uses billed per use (web search); present only when there were any.
+    server_tools = usage.get("server_tool_use")
+    searches = _int(server_tools.get("web_search_requests")) if isinstance(server_tools, dict) else 0
+    if searches:
+        out["web_search_requests"] = searches
+    return out

@@ -89,6 +89,7 @@ class UsageEvent:
     completion_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    web_search_requests: int = 0  # billed per search at prices.web_search_per_1k, included in the cost
     tokens_estimated: bool = False
     latency_ms: int = 0
     ttft_ms: int | None = None
@@ -157,6 +158,7 @@ def _cost(event: UsageEvent) -> Decimal:
         completion_tokens=event.completion_tokens,
         cache_read_tokens=event.cache_read_tokens,
         cache_write_tokens=event.cache_write_tokens,
+        web_search_requests=event.web_search_requests,
         prices=event.prices,
     )
 

@@ -208,9 +208,10 @@ def test_it_round_trips_a_native_tool_use_with_the_exact_bodies(gateway):
 
 
 def test_it_forwards_the_clients_anthropic_version(gateway):
-    client = gateway.anthropic(default_headers={"anthropic-version": "2099-01-01"})
+    # A version the gateway knows (issue 8: unknown versions are refused, tests/test_priced_options.py).
+    client = gateway.anthropic(default_headers={"anthropic-version": "2023-01-01"})
     client.messages.create(model="claude-3-haiku", max_tokens=10, messages=[{"role": "user", "content": "x"}])
-    assert gateway.fake.requests_to(ANTHROPIC_MESSAGES)[-1].headers["anthropic-version"] == "2099-01-01"
+    assert gateway.fake.requests_to(ANTHROPIC_MESSAGES)[-1].headers["anthropic-version"] == "2023-01-01"
     assert _rows(1)[0].status == 200
 
 
