@@ -498,6 +498,7 @@ async def _relay(
         yield framer.error(f"The provider ({name}) failed mid-stream: {type(exc).__name__}. The response is incomplete.")
     except (asyncio.CancelledError, GeneratorExit):
         call.client_disconnected = True
+        call.status = 499  # as for a client gone before the response: the ledger says who ended it
         call.error_type = call.error_type or "client_disconnected"
         raise
     finally:

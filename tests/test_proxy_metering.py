@@ -130,6 +130,7 @@ def test_it_meters_a_client_that_disconnects_mid_stream(gateway, path, model, bo
         "model": model, "stream": True, "messages": [{"role": "user", "content": "count for me"}], **body_extra})
     [row] = _rows(1)
     assert row.client_disconnected is True and row.streamed is True
+    assert row.status == 499 and row.error_type == "client_disconnected", "as the README says"
     assert row.prompt_tokens > 0 and row.completion_tokens > 0, "never a zero-token row"
     assert row.cost > 0
     assert row.tokens_estimated is True  # the provider never sent its final usage
