@@ -18,6 +18,9 @@ from .models import DailyUsage, RollupDay, UsageRecord
 from .pricing import COST_PLACES
 
 UTC = dt.timezone.utc
+# The dates a usage query may name: past the last, the day after to_date is not a date.
+USAGE_DATE_MIN = dt.date(2000, 1, 1)
+USAGE_DATE_MAX = dt.date(9998, 12, 31)
 _SCALE = 10**10  # cost columns have 10 decimal places
 
 

@@ -14,7 +14,7 @@ from ai_proxy.errors import GatewayError, raise_for_drf
 
 from .metering import ledger_flush_sync
 from .renderers import ExactDecimalJSONRenderer
-from .selectors import usage_summary
+from .selectors import USAGE_DATE_MAX, USAGE_DATE_MIN, usage_summary
 from .services import utc_today
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -30,8 +30,9 @@ def _date_param(request, name: str) -> dt.date | None:
         value = dt.date.fromisoformat(raw)
     except ValueError:
         raise_for_drf(GatewayError(400, f"{name} must be a date as YYYY-MM-DD (UTC).", param=name, code="invalid_value"))
-    if value.year < 2000 or value.year > 9998:
-        raise_for_drf(GatewayError(400, f"{name} is out of range.", param=name, code="invalid_value"))
+    if not USAGE_DATE_MIN <= value <= USAGE_DATE_MAX:
+        raise_for_drf(GatewayError(
+            400, f"{name} must be between {USAGE_DATE_MIN} and {USAGE_DATE_MAX}.", param=name, code="invalid_value"))
     return value
 
 

@@ -152,3 +152,33 @@ def test_it_rejects_bad_or_reversed_dates_naming_the_parameter(alice_key, params
 def test_it_requires_a_key(alice_org):
     response = APIClient().get("/api/ai/usage")
     assert response.status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("key_cached", [True, False])
+def test_it_answers_a_json_503_when_the_database_is_down(alice_key, gateway_url, monkeypatch, key_cached):
+    import httpx
+    from django.db import OperationalError
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from orgs.selectors import key_cache
+
+    headers = {"authorization": f"Bearer {alice_key}"}
+    assert httpx.get(f"{gateway_url}/api/ai/usage", headers=headers).status_code == 200
+    if not key_cached:
+        key_cache.clear()  # authentication itself needs the database
+
+    def unreachable(self):
+        raise OperationalError("connection refused")
+
+    # A stand-in for the database driver, not for our code: every cursor fails as on a dead server.
+    monkeypatch.setattr(BaseDatabaseWrapper, "cursor", unreachable)
+    response = httpx.get(f"{gateway_url}/api/ai/usage", headers=headers)
+    monkeypatch.undo()
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["error"]["code"] == "database_unavailable" and body["error"]["type"] == "server_error"
+    assert "database" in body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
