@@ -18,6 +18,8 @@ from billing.metering import UsageEvent, usage_record
 from billing.pricing import cost_compute, prices_from_model
 from billing.ratelimit import rate_limit_settle
 
+from .unauthenticated import unauthenticated_count
+
 if TYPE_CHECKING:
     from .proxy import ProxyCall
 
@@ -83,6 +85,11 @@ def call_meter(call: "ProxyCall") -> None:
     if call.metered:
         return  # exactly one ledger row (and one budget settle) per request, whichever path ends it
     call.metered = True
+    if call.key is None:
+        # Refused before a key was accepted: no organization to bill, and a flood of these must
+        # not fill the ledger. Counted for metrics and a rate-limited log line instead.
+        unauthenticated_count(call.error_type or "client_disconnected")
+        return
     event = _event(call)
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(usage_record(event))]
