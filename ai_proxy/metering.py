@@ -34,7 +34,7 @@ def _event(call: "ProxyCall") -> UsageEvent:
     return UsageEvent(
         request_id=call.request_id,
         started_at=call.started_at,
-        endpoint=call.client_format,
+        endpoint=call.endpoint or call.client_format,
         organization_id=key.organization_id if key else None,
         api_key_id=key.key_id if key else None,
         public_model=call.model.public_id if call.model else call.requested_model[:100],

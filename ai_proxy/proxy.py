@@ -76,6 +76,7 @@ class ProxyCall:
     reservation: Reservation | None = None
     metered: bool = False
     relay_started: bool = False
+    endpoint: str = ""  # the ledger's endpoint when it is not the client format (count_tokens)
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.t0) * 1000)

@@ -18,6 +18,8 @@ class UsageRecord(models.Model):
     class Endpoint(models.TextChoices):
         OPENAI = "openai", "OpenAI Chat Completions"
         ANTHROPIC = "anthropic", "Anthropic Messages"
+        # Free at the provider (zero cost) but metered: it counts against the key's RPM.
+        COUNT_TOKENS = "count_tokens", "Anthropic count_tokens"
 
     # Unique so that a retried drain of the same buffered row can't bill twice.
     request_id = models.CharField(max_length=64, unique=True)
@@ -35,7 +37,7 @@ class UsageRecord(models.Model):
     provider = models.CharField(max_length=60, blank=True)
     upstream_model = models.CharField(max_length=200, blank=True)
     route_id = models.IntegerField(null=True, blank=True)
-    endpoint = models.CharField(max_length=10, choices=Endpoint.choices)
+    endpoint = models.CharField(max_length=20, choices=Endpoint.choices)
     streamed = models.BooleanField(default=False)
     status = models.PositiveSmallIntegerField()
     error_type = models.CharField(max_length=60, blank=True)
