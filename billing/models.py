@@ -121,6 +121,10 @@ class RollupDay(models.Model):
     ledger_rows = models.PositiveIntegerField(default=0)
     # Set once retention deleted the day's ledger rows: the day can never be rolled up again.
     pruned_at = models.DateTimeField(null=True, blank=True)
+    # Set by the ledger drain when it writes a row for this day after the roll-up (a long stream
+    # that crossed midnight, a backlog): /usage reads the day from the ledger until the next
+    # roll-up pass recomputes it and clears the flag.
+    dirty = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-day"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 import anthropic
 import httpx
@@ -30,7 +31,9 @@ def _settled_ledger_count() -> int:
 
 
 def test_refused_requests_are_counted_not_written_to_the_ledger(gateway, caplog, monkeypatch):
-    monkeypatch.setattr(unauthenticated, "_last_log", time.monotonic())  # a fresh log interval
+    # A fresh log interval: earlier tests' refusals are not this one's.
+    monkeypatch.setattr(unauthenticated, "_last_log", time.monotonic())
+    monkeypatch.setattr(unauthenticated, "_since_log", Counter())
     before = unauthenticated.unauthenticated_totals()
     messages = [{"role": "user", "content": "hi"}]
     with caplog.at_level(logging.WARNING, logger="ai_proxy.unauthenticated"):
