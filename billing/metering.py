@@ -512,9 +512,10 @@ def _unlink_missing(records: list) -> None:
             r.api_key_id = None
 
 
-def ledger_flush_sync() -> int:
-    """Write everything buffered now (and wait for this process's in-flight batch). Returns rows written."""
-    return _drain()
+def ledger_flush_sync(*, max_batches: int | None = None) -> int:
+    """Write what is buffered now, at most max_batches batches from each buffer (None: all), and
+    wait for this process's in-flight batch. Returns rows written."""
+    return _drain(max_batches=max_batches)
 
 
 async def ledger_flush() -> int:
