@@ -8,13 +8,18 @@ OpenAI routes: {"error": {"message", "type", "param", "code"}}; Anthropic routes
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from typing import Any
 
 import orjson
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
+
+logger = logging.getLogger(__name__)
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
@@ -125,12 +130,17 @@ def error_response(exc: GatewayError, fmt: str, request_id: str) -> HttpResponse
 
 
 def drf_exception_handler(exc: Exception, context: dict) -> Any:
-    """DRF errors (auth, validation, 404) in the OpenAI body, plus `detail`."""
+    """DRF errors (auth, validation, 404) in the OpenAI body, plus `detail`; a database that
+    cannot be reached is a 503 in the same body (as /health says), never Django's HTML 500."""
+    request = context.get("request")
+    request_id = getattr(request, "gateway_request_id", None) or new_request_id()
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable request_id=%s: %s", request_id, type(exc).__name__)
+        err = GatewayError(503, "The gateway's database is unavailable; retry shortly.", code="database_unavailable")
+        return Response(err.body(OPENAI, request_id), status=503, headers=request_id_headers(request_id))
     response = drf_default_handler(exc, context)
     if response is None:
         return None
-    request = context.get("request")
-    request_id = getattr(request, "gateway_request_id", None) or new_request_id()
     gateway_error = getattr(exc, "gateway_error", None)
     if gateway_error is not None:
         message, code, param = gateway_error.message, gateway_error.code, gateway_error.param

@@ -19,6 +19,7 @@ from billing.pricing import cost_compute, prices_from_model
 from billing.ratelimit import rate_limit_settle
 
 from .priced_options import web_searches_billed
+from .unauthenticated import unauthenticated_count
 
 if TYPE_CHECKING:
     from .proxy import ProxyCall
@@ -44,7 +45,7 @@ def _event(call: "ProxyCall") -> UsageEvent:
     return UsageEvent(
         request_id=call.request_id,
         started_at=call.started_at,
-        endpoint=call.client_format,
+        endpoint=call.endpoint or call.client_format,
         organization_id=key.organization_id if key else None,
         api_key_id=key.key_id if key else None,
         public_model=call.model.public_id if call.model else call.requested_model[:100],
@@ -97,6 +98,11 @@ def call_meter(call: "ProxyCall") -> None:
     if call.metered:
         return  # exactly one ledger row (and one budget settle) per request, whichever path ends it
     call.metered = True
+    if call.key is None:
+        # Refused before a key was accepted: no organization to bill, and a flood of these must
+        # not fill the ledger. Counted for metrics and a rate-limited log line instead.
+        unauthenticated_count(call.error_type or "client_disconnected")
+        return
     event = _event(call)
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(usage_record(event))]

@@ -77,6 +77,7 @@ class ProxyCall:
     reservation: Reservation | None = None
     metered: bool = False
     relay_started: bool = False
+    endpoint: str = ""  # the ledger's endpoint when it is not the client format (count_tokens)
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.t0) * 1000)
@@ -501,6 +502,7 @@ async def _relay(
         yield framer.error(f"The provider ({name}) failed mid-stream: {type(exc).__name__}. The response is incomplete.")
     except (asyncio.CancelledError, GeneratorExit):
         call.client_disconnected = True
+        call.status = 499  # as for a client gone before the response: the ledger says who ended it
         call.error_type = call.error_type or "client_disconnected"
         raise
     finally:

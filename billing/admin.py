@@ -12,7 +12,7 @@ from django.utils.functional import cached_property
 from ai_proxy.models import CatalogModel
 
 from .models import DailyUsage, RollupDay, UsageRecord
-from .selectors import usage_groups
+from .selectors import USAGE_DATE_MAX, USAGE_DATE_MIN, usage_groups
 from .services import utc_today
 
 # The changelist shows "more than this many" instead of counting the whole ledger.
@@ -109,8 +109,17 @@ def usage_csv_response(groups, filename: str) -> HttpResponse:
          "cache_read_tokens", "cache_write_tokens", "total_tokens", "cost_usd"]
     )
     for (org_id, day, model), values in sorted(merged.items(), key=lambda i: (slugs.get(i[0][0], ""), i[0][1], i[0][2])):
-        writer.writerow([slugs.get(org_id, ""), day.isoformat(), model, *values[:7], str(values[7])])
+        writer.writerow([_cell(slugs.get(org_id, "")), day.isoformat(), _cell(model), *values[:7], format(values[7], "f")])
     return response
+
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and Sheets. Model names
+# are whatever clients sent, so an operator opening the export must never run one.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
 
 
 @admin.register(DailyUsage)
@@ -155,6 +164,11 @@ class DailyUsageAdmin(ReadOnlyAdmin):
             to_date = dt.date.fromisoformat(request.GET.get("to_date") or today.isoformat())
         except ValueError:
             return HttpResponse("from_date and to_date must be YYYY-MM-DD", status=400, content_type="text/plain")
+        for name, value in (("from_date", from_date), ("to_date", to_date)):
+            if not USAGE_DATE_MIN <= value <= USAGE_DATE_MAX:
+                return HttpResponse(
+                    f"{name} must be between {USAGE_DATE_MIN} and {USAGE_DATE_MAX}", status=400, content_type="text/plain"
+                )
         org_id = None
         if request.GET.get("organization"):
             org_id = Organization.objects.filter(slug=request.GET["organization"]).values_list("pk", flat=True).first()

@@ -26,7 +26,7 @@ import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +40,7 @@ from gateway_site.shared_state import shared_state
 from .pricing import Prices, cost_compute
 
 logger = logging.getLogger(__name__)
+UTC = timezone.utc
 
 LEDGER_KEY = "gw:billing:ledger"
 # Rows the database refused outright (never dropped; see _dead_letter).
@@ -74,7 +75,7 @@ return #items
 class UsageEvent:
     request_id: str
     started_at: datetime
-    endpoint: str  # "openai" | "anthropic"
+    endpoint: str  # "openai" | "anthropic" | "count_tokens" (UsageRecord.Endpoint)
     organization_id: int | None  # None only when authentication failed
     api_key_id: int | None
     public_model: str  # what the client asked for, "" if absent
@@ -405,6 +406,21 @@ def _insert(rows: list[dict[str, Any]]) -> None:
         _insert_rows_apart_on_data_error(records, rows)
     except DataError:
         _insert_rows_apart_on_data_error(records, rows)
+    _rolled_up_days_mark_dirty(records)
+
+
+def _rolled_up_days_mark_dirty(records: list) -> None:
+    """Flag closed days these rows belong to, so a roll-up made before they arrived is redone.
+
+    Runs after the rows are committed: a roll-up holding the day's marker lock either saw them,
+    or finishes first and this flag, written after it, sends the day round again.
+    """
+    from .models import RollupDay
+
+    today = datetime.now(UTC).date()
+    days = {day for day in (r.created_at.astimezone(UTC).date() for r in records) if day < today}
+    if days:
+        RollupDay.objects.filter(day__in=days, pruned_at__isnull=True, dirty=False).update(dirty=True)
 
 
 def _insert_rows_apart_on_data_error(records: list, rows: list[dict[str, Any]]) -> None:
@@ -498,9 +514,10 @@ def _unlink_missing(records: list) -> None:
             r.api_key_id = None
 
 
-def ledger_flush_sync() -> int:
-    """Write everything buffered now (and wait for this process's in-flight batch). Returns rows written."""
-    return _drain()
+def ledger_flush_sync(*, max_batches: int | None = None) -> int:
+    """Write what is buffered now, at most max_batches batches from each buffer (None: all), and
+    wait for this process's in-flight batch. Returns rows written."""
+    return _drain(max_batches=max_batches)
 
 
 async def ledger_flush() -> int:

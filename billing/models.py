@@ -18,6 +18,8 @@ class UsageRecord(models.Model):
     class Endpoint(models.TextChoices):
         OPENAI = "openai", "OpenAI Chat Completions"
         ANTHROPIC = "anthropic", "Anthropic Messages"
+        # Free at the provider (zero cost) but metered: it counts against the key's RPM.
+        COUNT_TOKENS = "count_tokens", "Anthropic count_tokens"
 
     # Unique so that a retried drain of the same buffered row can't bill twice.
     request_id = models.CharField(max_length=64, unique=True)
@@ -35,7 +37,7 @@ class UsageRecord(models.Model):
     provider = models.CharField(max_length=60, blank=True)
     upstream_model = models.CharField(max_length=200, blank=True)
     route_id = models.IntegerField(null=True, blank=True)
-    endpoint = models.CharField(max_length=10, choices=Endpoint.choices)
+    endpoint = models.CharField(max_length=20, choices=Endpoint.choices)
     streamed = models.BooleanField(default=False)
     status = models.PositiveSmallIntegerField()
     error_type = models.CharField(max_length=60, blank=True)
@@ -119,6 +121,10 @@ class RollupDay(models.Model):
     ledger_rows = models.PositiveIntegerField(default=0)
     # Set once retention deleted the day's ledger rows: the day can never be rolled up again.
     pruned_at = models.DateTimeField(null=True, blank=True)
+    # Set by the ledger drain when it writes a row for this day after the roll-up (a long stream
+    # that crossed midnight, a backlog): /usage reads the day from the ledger until the next
+    # roll-up pass recomputes it and clears the flag.
+    dirty = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-day"]

@@ -18,6 +18,9 @@ from .models import DailyUsage, RollupDay, UsageRecord
 from .pricing import COST_PLACES
 
 UTC = dt.timezone.utc
+# The dates a usage query may name: past the last, the day after to_date is not a date.
+USAGE_DATE_MIN = dt.date(2000, 1, 1)
+USAGE_DATE_MAX = dt.date(9998, 12, 31)
 _SCALE = 10**10  # cost columns have 10 decimal places
 
 
@@ -69,8 +72,13 @@ class UsageGroup:
 
 
 def _ledger_ranges(from_date: dt.date, to_date: dt.date) -> list[tuple[dt.date, dt.date]]:
-    """Inclusive day ranges within [from_date, to_date] that are not rolled up (today always)."""
-    rolled = sorted(RollupDay.objects.filter(day__range=(from_date, to_date)).values_list("day", flat=True))
+    """Inclusive day ranges within [from_date, to_date] to read from the ledger: days not rolled
+    up (today always) and rolled-up days that rows arrived for since (dirty, until re-rolled)."""
+    rolled = sorted(
+        RollupDay.objects.filter(day__range=(from_date, to_date))
+        .exclude(dirty=True, pruned_at__isnull=True)
+        .values_list("day", flat=True)
+    )
     ranges = []
     start = from_date
     for day in rolled:

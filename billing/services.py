@@ -61,14 +61,21 @@ def usage_rollup_day(*, day: dt.date) -> int:
             for g in groups
         )
         RollupDay.objects.update_or_create(
-            day=day, defaults={"rolled_up_at": timezone.now(), "ledger_rows": sum(g.requests for g in groups)}
+            day=day,
+            defaults={"rolled_up_at": timezone.now(), "ledger_rows": sum(g.requests for g in groups), "dirty": False},
         )
     return len(groups)
 
 
 def usage_rollup_due() -> list[dt.date]:
-    """Closed days to roll up now: every settled day after the last rolled-up one, plus the most
-    recent settled day again (cheap, and it picks up rows recorded late)."""
+    """Closed days to roll up now: every settled day after the last rolled-up one, the most
+    recent settled day again (cheap, and it picks up rows recorded late), and every rolled-up day
+    the ledger drain has since written rows for (RollupDay.dirty)."""
+    dirty = set(RollupDay.objects.filter(dirty=True, pruned_at__isnull=True).values_list("day", flat=True))
+    return sorted(dirty.union(_rollup_due_by_calendar()))
+
+
+def _rollup_due_by_calendar() -> list[dt.date]:
     now = timezone.now()
     last_settled = (now - ROLLUP_SETTLE).astimezone(dt.timezone.utc).date() - dt.timedelta(days=1)
     last_rolled = RollupDay.objects.order_by("-day").values_list("day", flat=True).first()
@@ -95,7 +102,8 @@ def ledger_retention_apply(*, today: dt.date | None = None) -> int:
     keep_days = getattr(settings, "BILLING_LEDGER_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)
     cutoff = (today or utc_today()) - dt.timedelta(days=keep_days)
     deleted = 0
-    for marker in RollupDay.objects.filter(day__lt=cutoff, pruned_at__isnull=True).order_by("day"):
+    # A dirty day waits for its re-roll: its late rows must reach DailyUsage before they go.
+    for marker in RollupDay.objects.filter(day__lt=cutoff, pruned_at__isnull=True, dirty=False).order_by("day"):
         with transaction.atomic():
             # Lock the marker so a concurrent roll-up of this day can't interleave with the delete.
             RollupDay.objects.select_for_update().filter(pk=marker.pk).first()

@@ -20,6 +20,10 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix
 from django.core.exceptions import RequestAborted
+from django.http import HttpResponse
+
+from ai_proxy.errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
+from orgs.hosts import BadHost, hostname_admit, request_hostname
 
 API_PREFIX = "/api/ai/"
 
@@ -37,6 +41,10 @@ class ApiASGIHandler(ASGIHandler):
 
     async def handle(self, scope, receive, send) -> None:
         # Django's ASGIHandler.handle, less the thread-hopping signals and the threaded close.
+        refused = await _host_refusal(scope)
+        if refused is not None:
+            await self.send_response(refused, send)
+            return
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
@@ -86,6 +94,21 @@ class ApiASGIHandler(ASGIHandler):
         else:
             response.close()
         body_file.close()
+
+
+async def _host_refusal(scope) -> HttpResponse | None:
+    """A 400 in the route's error format when the Host is malformed or not served here.
+
+    Django's own check (request.get_host() in CommonMiddleware) never runs on this handler, and
+    Django would join two Host headers into one "a,b" value, so the raw headers are read here.
+    """
+    values = [value.decode("latin-1") for name, value in scope["headers"] if name == b"host"]
+    try:
+        await hostname_admit(request_hostname(values))
+    except BadHost as exc:
+        fmt = ANTHROPIC if scope["path"].startswith(API_PREFIX + "anthropic/") else OPENAI
+        return error_response(GatewayError(400, str(exc), code="invalid_host"), fmt, new_request_id())
+    return None
 
 
 def split_by_path(site_app, api_app):

@@ -55,6 +55,19 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = _typed("ALLOWED_HOSTS", env.list, ["*"])
 CSRF_TRUSTED_ORIGINS = _typed("CSRF_TRUSTED_ORIGINS", env.list, [])
 
+# Served over HTTPS behind a proxy that terminates TLS and sets X-Forwarded-Proto: the admin's
+# cookies are Secure, plain HTTP is redirected, browsers are told to stay on HTTPS (HSTS), so
+# `manage.py check --deploy` is clean. Off by default: `make run` serves plain HTTP on loopback.
+GATEWAY_HTTPS = _strict_bool("GATEWAY_HTTPS", False)
+if GATEWAY_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -143,6 +156,8 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {}
+# Beat's own state (celerybeat-schedule.*) belongs with the other runtime files, not in the checkout.
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Raw ledger rows older than this many days are deleted, only for days already rolled up.
 BILLING_LEDGER_RETENTION_DAYS = _typed("BILLING_LEDGER_RETENTION_DAYS", env.int, 90)
 

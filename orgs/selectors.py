@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from gateway_site.versioned_cache import VersionedCache
 
+from .hosts import hostname_of
 from .keys import key_hash, key_matches, key_prefix_of
 from .models import ApiKey, VanityDomain
 
@@ -134,8 +135,8 @@ def _domain_owner_from_db(hostname: str) -> int | None:
 
 
 def _hostname(host: str) -> str:
-    hostname = host.rsplit(":", 1)[0].strip().lower().rstrip(".") if host else ""
-    return hostname if len(hostname) <= 253 else ""
+    # "" for a malformed Host: the API's handler refuses those before any view runs.
+    return (hostname_of(host) or "") if host else ""
 
 
 async def domain_organization_get(host: str) -> int | None:

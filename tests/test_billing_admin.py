@@ -141,3 +141,26 @@ def test_it_exports_usage_including_today_per_organization_day_and_model(console
 def test_it_keeps_the_export_for_staff(client, usage):
     response = client.get(EXPORT)
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", [{"to_date": "9999-12-31"}, {"from_date": "0001-01-01"}])
+def test_it_refuses_dates_past_the_calendar_with_a_400(console, usage, params):
+    response = console.get(EXPORT, params)
+    assert response.status_code == 400
+    assert response["content-type"] == "text/plain"
+    assert "must be between" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_it_writes_zero_cost_as_a_plain_decimal_and_defuses_formulas(console, usage, alice_org):
+    day = usage["yesterday"] - timedelta(days=1)  # not rolled up: read from the ledger
+    # Model names are whatever clients sent: a spreadsheet must show them, not run them.
+    refused = dict(status=404, error_type="model_not_found", prompt_tokens=0, completion_tokens=0)
+    record(alice_org, day, public_model='=HYPERLINK("http://evil.test","x")', **refused)
+    record(alice_org, day, public_model="@SUM(A1)", **refused)
+    ledger_flush_sync()
+    response = console.get(EXPORT, {"from_date": day.isoformat(), "to_date": day.isoformat(), "organization": "alice"})
+    by_model = {r["model"]: r for r in _csv(response)}
+    assert set(by_model) == {"'=HYPERLINK(\"http://evil.test\",\"x\")", "'@SUM(A1)"}
+    assert by_model["'@SUM(A1)"]["cost_usd"] == "0.0000000000"

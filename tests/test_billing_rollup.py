@@ -135,3 +135,28 @@ def test_it_drains_the_buffer_from_the_celery_task(alice_org, alice_key):
     usage_record_sync(event)
     ledger_drain.apply()
     assert UsageRecord.objects.filter(request_id=event.request_id).exists()
+
+
+@pytest.mark.django_db
+def test_a_row_arriving_after_its_day_was_rolled_up_reaches_usage_and_the_roll_up(alice_org, alice_key):
+    from billing.services import usage_rollup_due
+    from tests.test_usage_api import get_usage
+
+    day = utc_today() - timedelta(days=3)  # not the latest settled day, which is re-rolled anyway
+    record(alice_org, day, prompt_tokens=1_000_000, completion_tokens=0)
+    ledger_flush_sync()
+    usage_rollup.apply()
+    assert daily_totals(day)["requests"] == 1
+
+    record(alice_org, day, hour=23, prompt_tokens=2_000_000, completion_tokens=0)  # drained late
+    ledger_flush_sync()
+    _, body = get_usage(alice_key, from_date=day.isoformat(), to_date=day.isoformat())
+    assert body["total_requests"] == 2, "read from the ledger until the day is rolled up again"
+    assert D(body["total_cost"]) == ledger_cost(created_at__date=day)
+
+    usage_rollup.apply()
+    assert daily_totals(day)["requests"] == 2 and daily_totals(day)["cost"] == ledger_cost(created_at__date=day)
+    assert RollupDay.objects.get(day=day).dirty is False
+    assert day not in usage_rollup_due(), "re-rolled once, not on every pass"
+    _, body = get_usage(alice_key, from_date=day.isoformat(), to_date=day.isoformat())
+    assert body["total_requests"] == 2 and D(body["total_cost"]) == ledger_cost(created_at__date=day)

@@ -120,5 +120,5 @@ def test_a_client_leaving_mid_stream_is_recorded_by_the_production_server(served
             if index >= 3:
                 break
     [row] = _ledger(1)
-    assert row.client_disconnected is True and row.tokens_estimated is True
+    assert row.client_disconnected is True and row.tokens_estimated is True and row.status == 499
     assert row.completion_tokens > 0 and row.cost > 0

@@ -107,3 +107,39 @@ def test_a_rate_limited_request_leaves_a_ledger_row(gateway, alice_org):
     rows = _rows(2)
     assert [r.status for r in rows] == [200, 429]
     assert rows[1].error_type == "rate_limit_exceeded" and rows[1].cost == 0
+
+
+def _count(client, model="claude-3-5-sonnet"):
+    return client.messages.with_raw_response.count_tokens(
+        model=model, messages=[{"role": "user", "content": "one two three"}])
+
+
+def test_count_tokens_counts_against_the_keys_rpm(gateway, alice_org):
+    client = gateway.anthropic(api_key=_limited_key(alice_org, rpm_limit=2))
+    first = _count(client)
+    assert first.headers["anthropic-ratelimit-requests-remaining"] == "1"
+    client.messages.create(model="mock-echo", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(anthropic.RateLimitError) as exc:
+        _count(client)
+    assert exc.value.body["error"]["type"] == "rate_limit_error"
+    assert "2 requests per minute" in exc.value.message
+    assert 1 <= int(exc.value.response.headers["retry-after"]) <= 60
+    with pytest.raises(anthropic.RateLimitError):
+        client.messages.create(model="mock-echo", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+
+
+def test_count_tokens_leaves_a_zero_cost_ledger_row(gateway):
+    from decimal import Decimal
+
+    from tests.test_proxy_metering import _rows
+
+    native = _count(gateway.anthropic())
+    estimate = _count(gateway.anthropic(), model="gpt-4o")
+    rows = _rows(2)
+    assert [r.request_id for r in rows] == [native.headers["request-id"], estimate.headers["request-id"]]
+    for row in rows:
+        assert row.endpoint == "count_tokens" and row.status == 200
+        assert row.cost == Decimal(0) and row.prompt_tokens == row.completion_tokens == 0
+        assert row.organization.slug == "alice"
+    assert rows[0].provider == "anthropic" and rows[0].model_name == "claude-3-5-sonnet"
+    assert rows[1].model_name == "gpt-4o"

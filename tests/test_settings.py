@@ -123,3 +123,37 @@ def test_it_gives_debug_a_development_secret_key(project):
     assert result.returncode == 0, result.stderr
     secret = result.stdout.split()[-1]
     assert secret and "dev" in secret
+
+
+DEPLOY_CHECK = SETUP + (
+    "; from django.core.management import call_command"
+    "; call_command('check', deploy=True, fail_level='WARNING')"
+)
+STRONG = {"SECRET_KEY": "k7Qz-" + "".join(chr(65 + (i * 7) % 26) for i in range(60)), "DEBUG": "0",
+          "ALLOWED_HOSTS": "gateway.example.com"}
+
+
+def test_the_deploy_check_is_clean_behind_https(project):
+    result = start(project, {**STRONG, "GATEWAY_HTTPS": "1"}, DEPLOY_CHECK)
+
+    assert result.returncode == 0, result.stderr
+    assert "WARNINGS" not in result.stderr + result.stdout
+
+
+def test_the_deploy_check_still_warns_without_https(project):
+    # GATEWAY_HTTPS is what turns the HTTPS settings on: without it the check must not pass.
+    result = start(project, STRONG, DEPLOY_CHECK)
+
+    assert result.returncode != 0
+    assert "security.W004" in result.stderr  # no HSTS
+
+
+def test_celery_beat_keeps_its_schedule_under_var(project):
+    show = SETUP + (
+        "; from celery.beat import Service; from gateway_site.celery import app"
+        "; print(Service(app=app).schedule_filename)"
+    )
+    result = start(project, GOOD, show)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(project / "var" / "celerybeat-schedule")

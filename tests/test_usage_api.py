@@ -152,3 +152,53 @@ def test_it_rejects_bad_or_reversed_dates_naming_the_parameter(alice_key, params
 def test_it_requires_a_key(alice_org):
     response = APIClient().get("/api/ai/usage")
     assert response.status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("key_cached", [True, False])
+def test_it_answers_a_json_503_when_the_database_is_down(alice_key, gateway_url, monkeypatch, key_cached):
+    import httpx
+    from django.db import OperationalError
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from orgs.selectors import key_cache
+
+    headers = {"authorization": f"Bearer {alice_key}"}
+    assert httpx.get(f"{gateway_url}/api/ai/usage", headers=headers).status_code == 200
+    if not key_cached:
+        key_cache.clear()  # authentication itself needs the database
+
+    def unreachable(self):
+        raise OperationalError("connection refused")
+
+    # A stand-in for the database driver, not for our code: every cursor fails as on a dead server.
+    monkeypatch.setattr(BaseDatabaseWrapper, "cursor", unreachable)
+    response = httpx.get(f"{gateway_url}/api/ai/usage", headers=headers)
+    monkeypatch.undo()
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["error"]["code"] == "database_unavailable" and body["error"]["type"] == "server_error"
+    assert "database" in body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_writes_at_most_one_batch_of_a_backlog_before_answering(alice_org, alice_key):
+    from billing import metering
+    from tests.test_billing_metering import stop_background_flushers
+    from tests.test_billing_rollup import record
+
+    stop_background_flushers()  # only this request may drain: the backlog is what it would face
+    for _ in range(3_000):
+        record(alice_org, utc_today(), hour=0, prompt_tokens=1, completion_tokens=0)
+    try:
+        response, body = get_usage(alice_key)
+        assert response.status_code == 200
+        written = UsageRecord.objects.count()
+        assert 0 < written <= 2 * metering.BATCH_ROWS, "its own buffer and one batch, not the cluster's backlog"
+        assert metering.ledger_pending_sync() == 3_000 - written
+        assert body["total_requests"] == written, "exact for the rows already in the database"
+    finally:
+        metering.ledger_flush_sync()
