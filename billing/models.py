@@ -131,3 +131,83 @@ class RollupDay(models.Model):
 
     def __str__(self) -> str:
         return str(self.day)
+
+
+def _thresholds_validate(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        numbers = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise ValidationError("Thresholds are whole percentages separated by commas, e.g. 50,80,100.") from None
+    if not numbers or any(n <= 0 or n > 1000 for n in numbers):
+        raise ValidationError("Each threshold is a percentage between 1 and 1000.")
+
+
+class Budget(models.Model):
+    """Money an organization, or one of its keys, may spend in a period.
+
+    Spend is never stored here: it is the ledger's total for the current period window
+    (billing.periods), so editing the amount never resets it and a budget added mid-period counts
+    what was already spent. Several budgets may apply to one request (its key's and its
+    organization's); a hard one refuses requests that could take spend past it, a soft one only
+    alerts.
+    """
+
+    class Period(models.TextChoices):
+        DAY = "day", "Day"
+        WEEK = "week", "Week (from Monday)"
+        MONTH = "month", "Calendar month"
+        TOTAL = "total", "Total (never resets)"
+
+    class Mode(models.TextChoices):
+        HARD = "hard", "Hard (refuse requests)"
+        SOFT = "soft", "Soft (alert only)"
+
+    organization = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="budgets")
+    # Set: the budget of one key; empty: the whole organization's.
+    api_key = models.ForeignKey(
+        "orgs.ApiKey", null=True, blank=True, on_delete=models.CASCADE, related_name="budgets"
+    )
+    amount_usd = models.DecimalField(max_digits=14, decimal_places=2)
+    period = models.CharField(max_length=10, choices=Period.choices, default=Period.MONTH)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.HARD)
+    thresholds = models.CharField(
+        max_length=100, default="50,80,100", validators=[_thresholds_validate],
+        help_text="Alert at these percentages of the amount, comma-separated.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "api_key", "period"]
+        constraints = [
+            # One budget per scope and period: set_budget and the admin update it in place.
+            models.UniqueConstraint(
+                fields=["organization", "period"], condition=models.Q(api_key__isnull=True),
+                name="budget_one_per_org_period",
+            ),
+            models.UniqueConstraint(
+                fields=["api_key", "period"], condition=models.Q(api_key__isnull=False),
+                name="budget_one_per_key_period",
+            ),
+            models.CheckConstraint(condition=models.Q(amount_usd__gte=0), name="budget_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.api_key.prefix if self.api_key_id else self.organization.slug
+        return f"{scope}: ${self.amount_usd} per {self.period} ({self.mode})"
+
+    @property
+    def scope(self) -> str:
+        return "key" if self.api_key_id else "organization"
+
+    @property
+    def threshold_list(self) -> list[int]:
+        return sorted({int(part) for part in self.thresholds.split(",") if part.strip()})
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.api_key_id and self.organization_id and self.api_key.organization_id != self.organization_id:
+            raise ValidationError({"api_key": "This key belongs to another organization."})
