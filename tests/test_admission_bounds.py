@@ -145,3 +145,66 @@ def test_dense_prompts_racing_cannot_overshoot_a_tpm_limit(gateway, alice_org, k
     rows = _rows(CONCURRENT)
     used = sum(r.prompt_tokens + r.completion_tokens for r in rows if r.status == 200)
     assert used <= tpm, f"{outcomes.count('ok')} requests used {used} tokens of a {tpm} TPM limit"
+
+
+# --- The worst case reserved is what the upstream is asked for --------------------------------
+
+
+def _hard_budget(org, usd: str) -> None:
+    org.monthly_budget_usd = Decimal(usd)
+    org.budget_mode = "hard"
+    org.save()
+
+
+def _worst_case(model_id: str, body: dict, max_output: int) -> Decimal:
+    from ai_proxy.catalog import catalog_get
+    from ai_proxy.tokens import image_tokens_max, tokens_upper_bound
+    from asgiref.sync import async_to_sync
+    from billing.budget import worst_case_cost
+    from billing.pricing import prices_from_model
+
+    model = async_to_sync(catalog_get)().resolve(model_id)
+    bound = tokens_upper_bound(body, image_tokens=image_tokens_max(r.upstream_model for r in model.routes),
+                               unbounded_tokens=model.context_window)
+    return worst_case_cost(prices=prices_from_model(model), prompt_tokens=bound, max_output_tokens=max_output)
+
+
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+@pytest.mark.parametrize("n", ["abc", 1000, [1], {"a": 1}])
+def test_openai_n_in_an_anthropic_body_is_not_part_of_the_reservation(gateway, alice_org, n):
+    # max_tokens=1000 on claude-3-5-sonnet ($15/M out) is ~$0.015: fits in $0.05, but 1000
+    # choices of it would not (a false 429), and "abc" used to be a 500.
+    _hard_budget(alice_org, "0.05")
+    reply = gateway.anthropic().messages.create(
+        model="claude-3-5-sonnet", max_tokens=1000, messages=HELLO, extra_body={"n": n})
+    assert reply.content[0].text == "echo: hello"
+    assert gateway.fake.requests_to(ANTHROPIC_MESSAGES)[-1].json["max_tokens"] == 1000
+
+
+def test_max_completion_tokens_in_an_anthropic_body_does_not_shrink_the_reservation(gateway, alice_org):
+    # The upstream is asked for max_tokens=4000 (~$0.06 at $15/M): that, not the 1 token of an
+    # OpenAI field Anthropic never reads, is what must fit in the budget.
+    _hard_budget(alice_org, "0.01")
+    body = {"model": "claude-3-5-sonnet", "max_tokens": 4000, "messages": HELLO, "max_completion_tokens": 1}
+    with pytest.raises(anthropic.RateLimitError) as exc:
+        gateway.anthropic().messages.create(
+            model="claude-3-5-sonnet", max_tokens=4000, messages=HELLO, extra_body={"max_completion_tokens": 1})
+    assert exc.value.body["error"]["type"] == "billing_error"
+    assert f"could cost up to ${_worst_case('claude-3-5-sonnet', body, 4000)}," in exc.value.message
+    assert gateway.fake.requests_to(ANTHROPIC_MESSAGES) == []
+
+
+def test_an_openai_body_without_max_tokens_reserves_the_default_the_translation_sends(gateway, alice_org):
+    _hard_budget(alice_org, "0.5")
+    gateway.openai().chat.completions.create(model="claude-3-5-sonnet", messages=HELLO)
+    sent = gateway.fake.requests_to(ANTHROPIC_MESSAGES)[-1].json["max_tokens"]
+    assert sent == 8192  # the seeded max_output_tokens of claude-3-5-sonnet
+
+    _hard_budget(alice_org, "0.01")
+    with pytest.raises(openai.RateLimitError) as exc:
+        gateway.openai().chat.completions.create(model="claude-3-5-sonnet", messages=HELLO, n=2)
+    body = {"model": "claude-3-5-sonnet", "messages": HELLO, "n": 2}
+    expected = _worst_case("claude-3-5-sonnet", body, 8192 * 2)
+    assert f"could cost up to ${expected}," in exc.value.message
