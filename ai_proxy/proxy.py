@@ -147,7 +147,28 @@ def request_json_body(request: HttpRequest) -> dict:
         raise GatewayError(400, f"Request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(body, dict):
         raise GatewayError(400, "Request body must be a JSON object.", code="invalid_json")
+    if _nested_deeper_than(body, MAX_JSON_DEPTH):
+        # orjson reads up to 1024 levels but writes only 255: deeper would fail on the way upstream.
+        raise GatewayError(
+            400, f"Request body is nested more than {MAX_JSON_DEPTH} levels deep.", code="invalid_json"
+        )
     return body
+
+
+MAX_JSON_DEPTH = 128
+
+
+def _nested_deeper_than(value: object, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return False
 
 
 async def _resolve(call: ProxyCall) -> ModelEntry:

@@ -74,3 +74,30 @@ def test_a_malformed_chunked_body_is_a_400_in_the_routes_format(served, chunks):
         assert status == 400
         assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
         assert "chunked transfer encoding is malformed" in body["detail"]
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("model", ["mock-echo", "claude-3-5-sonnet"])
+def test_a_body_nested_past_what_can_be_sent_upstream_is_a_400(gateway, model):
+    # orjson writes at most 255 levels: a tool schema 300 deep used to fail on its way upstream.
+    tools = [{"name": "deep", "input_schema": {"type": "object", "properties": _nested(300)}}]
+    client = gateway.anthropic()
+    with pytest.raises(anthropic.BadRequestError) as exc:
+        client.messages.create(model=model, max_tokens=5, messages=[{"role": "user", "content": "hi"}], tools=tools)
+    assert exc.value.body["error"]["message"] == "Request body is nested more than 128 levels deep."
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.count_tokens(model=model, messages=[{"role": "user", "content": "hi"}], tools=tools)
+    schema = {"type": "json_schema", "json_schema": {"name": "deep", "schema": _nested(300)}}
+    with pytest.raises(openai.BadRequestError) as exc:
+        gateway.openai().chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], response_format=schema)
+    assert exc.value.body["code"] == "invalid_json"
+    # 100 levels is within the limit and goes through.
+    tools[0]["input_schema"]["properties"] = _nested(100)
+    client.messages.create(model=model, max_tokens=5, messages=[{"role": "user", "content": "hi"}], tools=tools)
