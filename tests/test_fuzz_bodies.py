@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import tempfile
 from decimal import Decimal
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis caches (unicode tables, constants) go to the temp dir, not a .hypothesis/ in the repo.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "gateway-hypothesis"))
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
