@@ -237,9 +237,9 @@ def _block_validate(block: object, role: str, path: str) -> None:
         raise _invalid(path, f"Each content block must be an object with a `type`, got {_type_name(block)}")
     block_type = block.get("type")
     allowed = _BLOCK_TYPES_BY_ROLE[role]
+    if not isinstance(block_type, str):  # before the set lookup: a list or object is unhashable
+        raise _invalid(f"{path}.type", "Field required: each content block needs a string `type`")
     if block_type not in allowed:
-        if not isinstance(block_type, str):
-            raise _invalid(f"{path}.type", "Field required: each content block needs a string `type`")
         raise _invalid(
             f"{path}.type",
             f"Block type {block_type!r} is not allowed in {role} messages; allowed: {', '.join(sorted(allowed))}",

@@ -28,7 +28,7 @@ from billing.ratelimit import RateLimited, RateLimitStatus, rate_limit_admit
 from orgs.selectors import KeyContext, domain_organization_get, key_context_get, presented_key
 
 from .catalog import ModelEntry, RouteEntry, catalog_get
-from .chat_format import chat_request_validate
+from .chat_format import chat_request_max_output, chat_request_validate
 from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_request_validate
 from .metering import call_meter, call_cost
@@ -36,7 +36,7 @@ from .priced_options import priced_options_requested, routes_allowing
 from .routing import route_failed, route_succeeded, routes_for
 from .sse import SSEDecoder, SSEEvent
 from .streams import ChatFromAnthropic, ChatPassThrough, Framer, MessagesFromChat, MessagesPassThrough
-from .tokens import tokens_for_chars, tokens_for_request, tokens_for_text
+from .tokens import image_tokens_max, tokens_for_chars, tokens_for_request, tokens_for_text, tokens_upper_bound
 from .translate_to_anthropic import anthropic_to_chat_response, chat_to_anthropic_request
 from .translate_to_openai import anthropic_to_chat_request, chat_to_anthropic_response
 from .upstream import provider_error_message, upstream_send
@@ -149,7 +149,28 @@ def request_json_body(request: HttpRequest) -> dict:
         raise GatewayError(400, f"Request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(body, dict):
         raise GatewayError(400, "Request body must be a JSON object.", code="invalid_json")
+    if _nested_deeper_than(body, MAX_JSON_DEPTH):
+        # orjson reads up to 1024 levels but writes only 255: deeper would fail on the way upstream.
+        raise GatewayError(
+            400, f"Request body is nested more than {MAX_JSON_DEPTH} levels deep.", code="invalid_json"
+        )
     return body
+
+
+MAX_JSON_DEPTH = 128
+
+
+def _nested_deeper_than(value: object, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return False
 
 
 async def _resolve(call: ProxyCall) -> ModelEntry:
@@ -189,7 +210,7 @@ async def _admit(call: ProxyCall) -> RateLimitStatus | None:
             key_id=key.key_id,
             rpm_limit=key.rpm_limit,
             tpm_limit=key.tpm_limit,
-            prompt_tokens=tokens_for_request(call.body) if key.tpm_limit else 0,
+            prompt_tokens=_prompt_tokens_bound(call) if key.tpm_limit else 0,
         )
     except RateLimited as exc:
         # retry-after within 60 s, so every SDK honours it and retries after the window.
@@ -206,17 +227,38 @@ async def _admit(call: ProxyCall) -> RateLimitStatus | None:
         ) from None
 
 
+def _prompt_tokens_bound(call: ProxyCall) -> int:
+    """The most input tokens the request can cost on any of its model's routes (admission only)."""
+    model = call.model
+    return tokens_upper_bound(
+        call.body,
+        image_tokens=image_tokens_max(route.upstream_model for route in model.routes),
+        unbounded_tokens=model.context_window,
+    )
+
+
+def _max_output_sent(call: ProxyCall) -> tuple[int, int]:
+    """(max output tokens, choices) exactly as the upstream will be asked for them. The body is
+    validated for its own format: an Anthropic body's `max_tokens` is required, and OpenAI's
+    `n` / `max_completion_tokens` mean nothing there (never sent on, whatever they hold)."""
+    body = call.body
+    if call.client_format == ANTHROPIC:
+        return body["max_tokens"], 1
+    # Absent, the translation to Anthropic sends the model's max output, and an OpenAI
+    # upstream may generate up to it.
+    return chat_request_max_output(body) or call.model.max_output_tokens, body.get("n") or 1
+
+
 async def _reserve_budget(call: ProxyCall) -> Reservation | None:
     key, model = call.key, call.model
     if key.monthly_budget_usd is None or key.budget_mode != "hard":
         return None
-    body = call.body
-    max_output = body.get("max_completion_tokens") or body.get("max_tokens") or model.max_output_tokens
+    max_output, choices = _max_output_sent(call)
     worst = worst_case_cost(
         prices=prices_from_model(model),
-        prompt_tokens=tokens_for_request(body),
-        max_output_tokens=int(max_output),
-        choices=int(body.get("n") or 1),
+        prompt_tokens=_prompt_tokens_bound(call),
+        max_output_tokens=max_output,
+        choices=choices,
     )
     try:
         return await budget_reserve(

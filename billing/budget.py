@@ -38,8 +38,6 @@ UNITS_PER_USD = 10**10  # one unit is COST_PLACES (1e-10 USD)
 _KEEP_SECONDS = 40 * 24 * 3600  # a month and then some
 # Longer than any request can run (the default provider read timeout is 600 s between bytes).
 RESERVATION_SECONDS = 30 * 60
-# The prompt is estimated (~4 characters a token); bill the reservation for a bit more.
-PROMPT_ESTIMATE_MARGIN = Decimal("1.25")
 
 # KEYS: spent, reserved total, reservation amounts (hash), deadlines (zset).
 # ARGV: id, amount, limit, now, deadline, ttl. Returns {admitted, spent, reserved};
@@ -107,12 +105,12 @@ def _usd(units: int) -> str:
 
 
 def worst_case_cost(*, prices: Prices, prompt_tokens: int, max_output_tokens: int, choices: int = 1) -> Decimal:
-    """The most this request can cost: the prompt estimate (with a margin) at the dearest input
-    rate (a cache write can cost more than plain input), every allowed output token of every
-    choice at the output price."""
+    """The most this request can cost: `prompt_tokens`, an upper bound on its input (never an
+    estimate: see ai_proxy.tokens.tokens_upper_bound), at the dearest input rate (a cache write
+    can cost more than plain input), every allowed output token of every choice at the output
+    price."""
     input_rate = max(prices.input, prices.cache_write or prices.input)
-    prompt = (Decimal(prompt_tokens) * PROMPT_ESTIMATE_MARGIN).to_integral_value()
-    total = prompt * input_rate + Decimal(max_output_tokens) * Decimal(max(choices, 1)) * prices.output
+    total = Decimal(prompt_tokens) * input_rate + Decimal(max_output_tokens) * Decimal(max(choices, 1)) * prices.output
     return (total / Decimal(1_000_000)).quantize(COST_PLACES)
 
 

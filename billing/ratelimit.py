@@ -2,8 +2,9 @@
 
 Fixed one-minute windows in shared state (Redis with REDIS_URL, so every instance counts
 together; process memory otherwise). A request is admitted when the key's requests in this
-minute stay within RPM and the tokens already used this minute plus this request's prompt
-estimate stay within TPM; the tokens actually used are added when the request is metered.
+minute stay within RPM and the tokens already used this minute plus an upper bound on this
+request's prompt (ai_proxy.tokens.tokens_upper_bound: an estimate would let dense text overshoot)
+stay within TPM; the tokens actually used are added when the request is metered.
 A fixed window can let up to twice the limit through across a minute boundary; that is the
 usual trade for one counter per key and no per-request sorted sets. Keys without limits pay
 nothing: no shared-state round trip at all.
@@ -31,7 +32,7 @@ class RateLimitStatus:
     tpm_limit: int | None
     tpm_used: int
     reset_at: float  # unix time the window ends
-    counted_tokens: int = 0  # the prompt estimate already added to the window at admission
+    counted_tokens: int = 0  # the prompt bound already added to the window at admission
 
     def reset_in(self, now: float | None = None) -> int:
         return max(1, int(self.reset_at - (now or time.time()) + 0.999))
@@ -104,8 +105,8 @@ async def rate_limit_admit(
     elif tpm_limit and tpm_after > tpm_limit:
         if prompt_tokens > tpm_limit:
             refusal = RateLimited(
-                f"This request's ~{prompt_tokens} input tokens exceed the key's limit of {tpm_limit} "
-                "tokens per minute; it can never be admitted. Shorten it or ask for a higher limit.",
+                f"This request's input can cost up to {prompt_tokens} tokens, more than the key's limit of "
+                f"{tpm_limit} tokens per minute; it can never be admitted. Shorten it or ask for a higher limit.",
                 status,
                 retryable=False,
             )

@@ -48,6 +48,11 @@ class ApiASGIHandler(ASGIHandler):
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
+            # Granian reports a body it cannot decode (a malformed chunk) as a disconnect in the
+            # middle of the body, as it does a client that left; returning without a response
+            # made it answer its own text/plain 500. Answer a 400 in the route's format instead:
+            # a client that really left never reads it.
+            await self._send_unreadable_body(scope, send)
             return
         set_script_prefix(get_script_prefix(scope))
         request, error_response = self.create_request(scope, body_file)
@@ -94,6 +99,24 @@ class ApiASGIHandler(ASGIHandler):
         else:
             response.close()
         body_file.close()
+
+    async def _send_unreadable_body(self, scope, send) -> None:
+        from ai_proxy.errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
+
+        fmt = ANTHROPIC if scope["path"].startswith(f"{API_PREFIX}anthropic/") else OPENAI
+        error = GatewayError(
+            400,
+            "The request body could not be read: it ended early or its chunked transfer encoding is malformed. "
+            "Send it again with a Content-Length or well-formed chunks.",
+            code="invalid_request_body",
+        )
+        response = error_response(error, fmt, new_request_id())
+        try:
+            await self.send_response(response, send)
+        except (OSError, RuntimeError, asyncio.CancelledError):
+            pass  # the client is gone: nobody to tell
+        finally:
+            response.close()
 
 
 async def _host_refusal(scope) -> HttpResponse | None:

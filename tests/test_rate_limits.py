@@ -68,26 +68,30 @@ def test_it_answers_in_anthropic_format_on_the_messages_route(gateway, alice_org
 
 
 def test_it_refuses_requests_over_the_keys_tpm_once_tokens_are_used(gateway, alice_org):
+    from ai_proxy.tokens import IMAGE_TOKENS_MAX, tokens_upper_bound
     from gateway_site.shared_state import shared_state
     from orgs.models import ApiKey
 
-    plaintext = _limited_key(alice_org, tpm_limit=40)
+    words = "one two three four five six seven eight"
+    # Admission counts an upper bound on the prompt: the limit lets one request in, and after it
+    # settles to its real usage, not a second one.
+    bound = tokens_upper_bound({"model": "mock-echo", "messages": [{"role": "user", "content": words}]},
+                               image_tokens=IMAGE_TOKENS_MAX, unbounded_tokens=1)
+    tpm = bound + 10
+    plaintext = _limited_key(alice_org, tpm_limit=tpm)
     key_id = ApiKey.objects.get(label="limited").pk
     client = gateway.openai(api_key=plaintext)
-    reply = _ask(client, "one two three four five six seven eight").parse()
+    reply = _ask(client, words).parse()
     used = reply.usage.total_tokens
     window = int(time.time() // 60)
     deadline = time.monotonic() + 5
-    while int(shared_state().get_sync(f"rl:tok:{key_id}:{window}") or 0) < used and time.monotonic() < deadline:
+    while int(shared_state().get_sync(f"rl:tok:{key_id}:{window}") or 0) != used and time.monotonic() < deadline:
         time.sleep(0.02)
     assert int(shared_state().get_sync(f"rl:tok:{key_id}:{window}")) == used
-    from ai_proxy.tokens import tokens_for_request
-
-    next_prompt = tokens_for_request({"messages": [{"role": "user", "content": "one two three four five six seven eight"}]})
-    assert used < 40 < used + next_prompt, "the next prompt no longer fits in this minute"
+    assert used < tpm < used + bound, "the next prompt's bound no longer overflows this minute"
     with pytest.raises(openai.RateLimitError) as exc:
-        _ask(client, "one two three four five six seven eight")
-    assert f"40 tokens per minute and has used {used}" in exc.value.message
+        _ask(client, words)
+    assert f"{tpm} tokens per minute and has used {used}" in exc.value.message
 
 
 def test_a_prompt_larger_than_the_tpm_is_refused_outright(gateway, alice_org):
