@@ -201,3 +201,6 @@ GATEWAY_COOLDOWN_SECONDS = _typed("GATEWAY_COOLDOWN_SECONDS", env.float, 30.0)
 GATEWAY_ROTATION_GRACE_HOURS = _typed("GATEWAY_ROTATION_GRACE_HOURS", env.float, 24.0)
 # Upstream connection pool size per process.
 GATEWAY_UPSTREAM_MAX_CONNECTIONS = _typed("GATEWAY_UPSTREAM_MAX_CONNECTIONS", env.int, 4096)
+# While Redis is unreachable hard budgets cannot be held: requests of hard-budget organizations
+# get 503 (retryable). 1 lets them through unreserved instead (availability over the budget).
+GATEWAY_BUDGET_FAIL_OPEN = _strict_bool("GATEWAY_BUDGET_FAIL_OPEN", False)
