@@ -12,6 +12,7 @@ import threading
 import time
 
 logger = logging.getLogger("gateway_site.outages")
+_registered: list["Outage"] = []
 
 
 class Outage:
@@ -20,6 +21,7 @@ class Outage:
         self.meanwhile = meanwhile  # what the gateway does until the service is back
         self._since: float | None = None
         self._lock = threading.Lock()
+        _registered.append(self)
 
     @property
     def ongoing(self) -> bool:
@@ -44,3 +46,15 @@ class Outage:
         if since is not None:
             logger.warning("%s is reachable again after %.1f s; normal operation resumed.",
                            self.service, time.monotonic() - since)
+
+
+def ongoing_outages() -> list[Outage]:
+    return [outage for outage in _registered if outage.ongoing]
+
+
+class QuietDuringOutage(logging.Filter):
+    """Drops Django's "Service Unavailable: <path>" line for each 503 answered while an outage
+    is already logged: the outage line said why, and the ledger has every request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "status_code", None) != 503 or not ongoing_outages()

@@ -176,11 +176,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"quiet_during_outage": {"()": "gateway_site.outages.QuietDuringOutage"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # One line per request from the server is noise at thousands of requests a second.
     "loggers": {
-        "django.request": {"level": "ERROR"},
+        "django.request": {"level": "ERROR", "filters": ["quiet_during_outage"]},
         # httpx logs every upstream request at INFO: a log line per proxied call costs throughput.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
