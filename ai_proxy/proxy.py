@@ -22,7 +22,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
-from billing.budget import OverBudget, Reservation, budget_reserve, worst_case_cost
+from billing.budget import BudgetUnavailable, OverBudget, Reservation, budget_reserve, worst_case_cost
 from billing.pricing import prices_from_model
 from billing.ratelimit import RateLimited, RateLimitStatus, rate_limit_admit
 from orgs.selectors import KeyContext, domain_organization_get, key_context_get, presented_key
@@ -274,6 +274,11 @@ async def _reserve_budget(call: ProxyCall) -> Reservation | None:
             # Retrying cannot help until the operator acts: tell the SDKs not to (retry-after
             # is still sent, as every 429 should carry one).
             headers={"x-should-retry": "false", "retry-after": "60"},
+        ) from None
+    except BudgetUnavailable as exc:
+        # Our outage, not the client's fault: the SDKs retry a 503 with x-should-retry: true.
+        raise GatewayError(
+            503, exc.message, code="budget_unavailable", headers={"x-should-retry": "true", "retry-after": "5"}
         ) from None
 
 

@@ -9,19 +9,17 @@ second, so a healthy gateway pays no shared-state round trip per request.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from itertools import groupby
 
 from django.conf import settings
 
-from gateway_site.shared_state import STATE_ERRORS, shared_state
+from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
 
 from .catalog import ModelEntry, RouteEntry
 from .errors import GatewayError
 
-logger = logging.getLogger(__name__)
 
 _FAILURE_WINDOW_SECONDS = 60.0
 _COOLDOWN_RECHECK_SECONDS = 0.5
@@ -47,8 +45,9 @@ async def _cooling(routes: list[RouteEntry]) -> set[int]:
             values = await shared_state().get_many([f"route:cool:{rid}" for rid in stale])
         except STATE_ERRORS as exc:
             # Without shared state, route by what this process last knew rather than fail.
-            logger.warning("shared state unreachable, routing by the last known cool-downs: %s", type(exc).__name__)
+            state_outage.failed(exc, "reading route cool-downs")
         else:
+            state_outage.succeeded()
             for rid, value in zip(stale, values):
                 _cooldown_seen[rid] = (value is not None, now)
     return {r.id for r in routes if _cooldown_seen.get(r.id, (False, 0))[0]}
@@ -85,7 +84,7 @@ async def route_failed(route: RouteEntry) -> None:
             await state.delete(f"route:fail:{route.id}")
             _cooldown_seen[route.id] = (True, time.monotonic())
     except STATE_ERRORS as exc:
-        logger.warning("shared state unreachable, route %s failure not counted: %s", route.id, type(exc).__name__)
+        state_outage.failed(exc, "counting a route failure")
 
 
 async def route_succeeded(route: RouteEntry) -> None:
@@ -94,4 +93,4 @@ async def route_succeeded(route: RouteEntry) -> None:
         try:
             await shared_state().delete(f"route:fail:{route.id}")
         except STATE_ERRORS as exc:
-            logger.warning("shared state unreachable: %s", type(exc).__name__)
+            state_outage.failed(exc, "resetting a route's failures")

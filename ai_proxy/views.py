@@ -8,7 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from gateway_site.api_views import ApiView
 
-from gateway_site.shared_state import shared_state
+from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
 
 from .catalog import ModelEntry, catalog_get_sync
 from .errors import GatewayError, raise_for_drf
@@ -69,6 +69,9 @@ class ModelDetailApi(ApiView):
 
 
 class HealthApi(ApiView):
+    """For load balancers: 200 "healthy" when this instance can serve, else 503 "unhealthy"
+    (the database is down, or Redis is configured and unreachable)."""
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
@@ -83,8 +86,11 @@ class HealthApi(ApiView):
         try:
             shared_state().ping_sync()
             checks["cache"] = "ok"
+            state_outage.succeeded()
         except Exception as exc:
             checks["cache"] = f"error: {type(exc).__name__}"
+            if isinstance(exc, STATE_ERRORS):
+                state_outage.failed(exc, "answering a health check")
         providers = {}
         if checks["database"] == "ok":
             try:
@@ -96,9 +102,9 @@ class HealthApi(ApiView):
                 }
             except Exception as exc:
                 checks["catalog"] = f"error: {type(exc).__name__}"
-        healthy = checks["database"] == "ok"
+        healthy = checks["database"] == "ok" and checks["cache"] == "ok"
         body = {
-            "status": "ok" if healthy and checks["cache"] == "ok" else ("degraded" if healthy else "down"),
+            "status": "healthy" if healthy else "unhealthy",
             **checks,
             "providers": providers,
             "timestamp": timezone.now().isoformat(),

@@ -14,6 +14,10 @@ month so the scripts also run on a Redis Cluster. The month's spend is loaded fr
 the first time it is needed, dropped whenever the organization is saved (its budget or mode may
 have changed: reloaded from the ledger on next use), and kept current by every metered request of
 an organization that has a budget, whatever its mode.
+
+If shared state is unreachable nothing can be reserved, so the budget cannot be held: requests of
+hard-budget organizations are refused (BudgetUnavailable, a 503 the SDKs retry) unless the
+operator chose availability over the budget with GATEWAY_BUDGET_FAIL_OPEN=1.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import DatabaseError
 
-from gateway_site.shared_state import STATE_ERRORS, shared_state
+from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
 
 from .pricing import COST_PLACES, Prices
 
@@ -96,6 +102,18 @@ class OverBudget(Exception):
         self.message = message
 
 
+class BudgetUnavailable(Exception):
+    """The budget cannot be checked right now (shared state or the ledger is unreachable)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+_UNAVAILABLE = ("This organization has a hard monthly budget, and the gateway cannot check it right now "
+                "({why}). The request was not sent; retry shortly.")
+
+
 def to_units(amount: Decimal) -> int:
     return int((amount * UNITS_PER_USD).to_integral_value())
 
@@ -128,7 +146,7 @@ def budget_forget(organization_id: int, now: datetime) -> None:
     try:
         shared_state().delete_sync(_keys(organization_id, month_of(now))[0])
     except STATE_ERRORS as exc:
-        logger.warning("budget cache not dropped (shared state unreachable): %s", type(exc).__name__)
+        state_outage.failed(exc, "dropping a cached budget spend")
 
 
 def _month_spend_from_db(organization_id: int, month_start: datetime) -> int:
@@ -171,9 +189,9 @@ async def budget_reserve(
 ) -> Reservation | None:
     """Reserve `amount` against the organization's hard monthly budget or raise OverBudget.
 
-    If shared state is unreachable (or keeps losing the spend) the request is let through and
-    logged: the ledger still records its cost, and refusing all traffic during a Redis outage
-    would be worse.
+    If the budget cannot be checked (shared state unreachable, or the month's spend cannot be
+    loaded) raise BudgetUnavailable, or with GATEWAY_BUDGET_FAIL_OPEN let the request through
+    unreserved (None): the ledger still records its cost.
     """
     month = month_of(now)
     keys = _keys(organization_id, month)
@@ -193,11 +211,17 @@ async def budget_reserve(
             loaded = await sync_to_async(_month_spend_from_db, thread_sensitive=False)(organization_id, month_start)
             await state.set_if_absent(keys[0], str(loaded), ttl=_KEEP_SECONDS)
         else:
-            logger.warning("budget not enforced: the month's spend could not be loaded (org %s)", organization_id)
-            return None
+            logger.error("budget: the month's spend of org %s keeps disappearing from shared state "
+                         "(is Redis evicting keys? use maxmemory-policy noeviction)", organization_id)
+            return _unavailable("its spend could not be loaded")
     except STATE_ERRORS as exc:
-        logger.warning("budget not enforced (shared state unreachable): %s", type(exc).__name__)
-        return None
+        state_outage.failed(exc, "reserving budget")
+        return _unavailable("shared state is unreachable")
+    except DatabaseError as exc:
+        logger.error("budget: the month's spend of org %s could not be read from the ledger: %s",
+                     organization_id, type(exc).__name__)
+        return _unavailable("the usage ledger is unreachable")
+    state_outage.succeeded()
     if not int(admitted):
         if int(spent) >= limit:
             message = (f"This organization's monthly budget of ${budget_usd} is used up (${_usd(int(spent))} spent). "
@@ -209,6 +233,12 @@ async def budget_reserve(
                        "operator to raise the budget.")
         raise OverBudget(message)
     return Reservation(organization_id=organization_id, month=month, id=rid, units=units)
+
+
+def _unavailable(why: str) -> None:
+    if settings.GATEWAY_BUDGET_FAIL_OPEN:
+        return None  # the operator's choice: availability over the budget while it cannot be held
+    raise BudgetUnavailable(_UNAVAILABLE.format(why=why))
 
 
 def _local_settle(memory, keys, rid: str, cost: int) -> int:
@@ -235,4 +265,4 @@ async def budget_settle(*, organization_id: int, month: str, cost: Decimal, rese
     except STATE_ERRORS as exc:
         # The reservation frees itself at its deadline; the spend is reloaded from the ledger
         # when the cached figure is next dropped.
-        logger.warning("budget settle failed (shared state unreachable): %s", type(exc).__name__)
+        state_outage.failed(exc, "settling budget")

@@ -35,7 +35,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, close_old_connections, connection, connections, transaction
 
-from gateway_site.shared_state import shared_state
+from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
 
 from .pricing import Prices, cost_compute
 
@@ -181,7 +181,7 @@ def _redis_usable() -> bool:
 def _redis_failed(exc: BaseException) -> None:
     global _redis_down_until
     _redis_down_until = time.monotonic() + _REDIS_RETRY_SECONDS
-    logger.warning("ledger: Redis unavailable (%s); buffering usage rows in memory", type(exc).__name__)
+    state_outage.failed(exc, "buffering a usage row")
 
 
 def _async_redis():
@@ -279,6 +279,11 @@ def _drain(*, max_batches: int | None = None) -> int:
         if settings.REDIS_URL:
             try:
                 handled += _drain_redis(max_batches)
+                state_outage.succeeded()
+            except STATE_ERRORS as exc:
+                # Rows queued in Redis wait there (or in their claim) until it is back; the
+                # outage is logged once, not as a traceback per flush.
+                state_outage.failed(exc, "draining the ledger")
             except Exception as exc:
                 error = error or exc
     if error is not None:

@@ -8,18 +8,18 @@ stay within TPM; the tokens actually used are added when the request is metered.
 A fixed window can let up to twice the limit through across a minute boundary; that is the
 usual trade for one counter per key and no per-request sorted sets. Keys without limits pay
 nothing: no shared-state round trip at all.
+
+While Redis is unreachable each process counts in its own memory instead: a limit still holds
+per process (an instance with N workers admits up to N times it), rather than not at all.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from gateway_site.shared_state import STATE_ERRORS, shared_state
-
-logger = logging.getLogger(__name__)
+from gateway_site.shared_state import STATE_ERRORS, process_fallback, shared_state, state_outage
 
 WINDOW_SECONDS = 60
 _KEEP_SECONDS = 2 * WINDOW_SECONDS
@@ -75,8 +75,9 @@ async def rate_limit_admit(
 ) -> RateLimitStatus | None:
     """Count this request against the key's limits; raise RateLimited if it is over.
 
-    Returns None for keys without limits. If shared state is unreachable the request is let
-    through (and logged): an outage of the counter must not become an outage of the gateway.
+    Returns None for keys without limits. If shared state is unreachable the request is
+    counted in this process's memory: an outage of the counter must not become an outage of the
+    gateway, nor lift the limits.
     """
     if not rpm_limit and not tpm_limit:
         return None
@@ -90,9 +91,12 @@ async def rate_limit_admit(
         # The prompt counts at admission, so a burst of concurrent requests cannot all pass
         # a check made before any of them finished; settle adds only the difference.
         tpm_after = await state.incr(token_key, counted, ttl=_KEEP_SECONDS) if tpm_limit else 0
+        state_outage.succeeded()
     except STATE_ERRORS as exc:
-        logger.warning("rate limits not enforced (shared state unreachable): %s", type(exc).__name__)
-        return None
+        state_outage.failed(exc, "counting rate limits")
+        state = None
+        rpm_used = process_fallback.incr(f"rl:req:{key_id}:{window}", ttl=_KEEP_SECONDS) if rpm_limit else 0
+        tpm_after = process_fallback.incr(token_key, counted, ttl=_KEEP_SECONDS) if tpm_limit else 0
     tpm_used = tpm_after - counted
     status = RateLimitStatus(rpm_limit, rpm_used, tpm_limit, tpm_after, reset_at, counted)
     refusal = None
@@ -117,11 +121,8 @@ async def rate_limit_admit(
                 status,
             )
     if refusal is not None:
-        if counted:
-            try:  # a refused request uses no tokens
-                await state.incr(token_key, -counted, ttl=_KEEP_SECONDS)
-            except STATE_ERRORS:
-                pass
+        if counted:  # a refused request uses no tokens
+            await _count(state, token_key, -counted)
         raise refusal
     return status
 
@@ -133,7 +134,16 @@ async def rate_limit_settle(*, key_id: int, tokens: int, counted: int = 0) -> No
     if difference == 0:
         return
     window, _ = _window(time.time())
-    try:
-        await shared_state().incr(f"rl:tok:{key_id}:{window}", difference, ttl=_KEEP_SECONDS)
-    except STATE_ERRORS as exc:
-        logger.warning("token usage not counted for rate limits: %s", type(exc).__name__)
+    await _count(shared_state(), f"rl:tok:{key_id}:{window}", difference)
+
+
+async def _count(state, key: str, amount: int) -> None:
+    """Add to a window in shared state, or in this process's stand-in when state is None or
+    unreachable."""
+    if state is not None:
+        try:
+            await state.incr(key, amount, ttl=_KEEP_SECONDS)
+            return
+        except STATE_ERRORS as exc:
+            state_outage.failed(exc, "counting rate limits")
+    process_fallback.incr(key, amount, ttl=_KEEP_SECONDS)

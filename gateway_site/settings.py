@@ -199,11 +199,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"quiet_during_outage": {"()": "gateway_site.outages.QuietDuringOutage"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # One line per request from the server is noise at thousands of requests a second.
     "loggers": {
-        "django.request": {"level": "ERROR"},
+        "django.request": {"level": "ERROR", "filters": ["quiet_during_outage"]},
         # httpx logs every upstream request at INFO: a log line per proxied call costs throughput.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
@@ -224,3 +225,6 @@ GATEWAY_COOLDOWN_SECONDS = _typed("GATEWAY_COOLDOWN_SECONDS", env.float, 30.0)
 GATEWAY_ROTATION_GRACE_HOURS = _typed("GATEWAY_ROTATION_GRACE_HOURS", env.float, 24.0)
 # Upstream connection pool size per process.
 GATEWAY_UPSTREAM_MAX_CONNECTIONS = _typed("GATEWAY_UPSTREAM_MAX_CONNECTIONS", env.int, 4096)
+# While Redis is unreachable hard budgets cannot be held: requests of hard-budget organizations
+# get 503 (retryable). 1 lets them through unreserved instead (availability over the budget).
+GATEWAY_BUDGET_FAIL_OPEN = _strict_bool("GATEWAY_BUDGET_FAIL_OPEN", False)

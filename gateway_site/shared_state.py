@@ -1,9 +1,13 @@
-"""State every gateway instance must share: cache version counters, route cool-downs, rate-limit
-windows, budget reservations.
+"""State every gateway instance must share: route cool-downs, rate-limit windows, budget
+reservations. (Cache versions live in the database: gateway_site.versioned_cache.)
 
 With REDIS_URL set it lives in Redis; otherwise in this process's memory (the embedded default
 runs one process, so that is still the whole truth). The request path uses the async methods;
 admin and management code (sync) use the `*_sync` ones.
+
+When Redis is unreachable, callers catch STATE_ERRORS, report it to `state_outage` (one log line
+per outage, not one per request) and degrade as README "When Redis or the database is
+unreachable" documents; `process_fallback` is where per-process stand-ins keep their counts.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import weakref
 from typing import Any
 
 from django.conf import settings
+
+from .outages import Outage
 
 _PREFIX = "gw:"
 
@@ -71,6 +77,14 @@ class _MemoryState:
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+
+
+state_outage = Outage(
+    "Redis (REDIS_URL)",
+    "API keys are still checked against the database; hard budgets refuse requests with 503 "
+    "(GATEWAY_BUDGET_FAIL_OPEN=1 admits them instead); rate limits are counted per process; usage "
+    "rows are buffered in process memory; GET /api/ai/health answers 503.",
+)
 
 
 class SharedState:
@@ -217,6 +231,8 @@ class SharedState:
 
 
 _state: SharedState | None = None
+# Per-process stand-in for counters normally kept in Redis, used only while it is unreachable.
+process_fallback = _MemoryState()
 
 
 def shared_state() -> SharedState:

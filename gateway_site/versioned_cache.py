@@ -1,25 +1,38 @@
-"""In-process caches that every instance drops within a second of a change anywhere.
+"""In-process caches that every process and instance drops within a second of a change anywhere.
 
-Each cache has a version counter in shared state (Redis in production). Writers bump it after
+Each cache has a version in the database (orgs.CacheVersion): the one store that every process of
+every deployment shares, the embedded default included, where a `manage.py revoke_key` in another
+process must reach the running server too. Writers replace it with a new random token after
 their transaction commits (see the apps' signals); readers re-read it at most once every
-GATEWAY_CACHE_CHECK_SECONDS and clear their entries when it moved. So the request path pays one
-Redis GET a second per process, not a database query per request, and revocation is never
-"eventually".
+GATEWAY_CACHE_CHECK_SECONDS (one primary-key SELECT in a worker thread) and clear their entries
+when it changed. So the request path pays one tiny query a second per process and cache, not a
+lookup per request, and revocation is never "eventually".
+
+Tokens, not counters: a counter that restarted could climb back to a value a process still has
+cached, and that process would keep trusting entries older than the change.
+
+If the version cannot be read (the database is down) the entries are kept: every change is a
+database write, so nothing can have changed that this process could learn about; the outage is
+logged once and the next interval tries again.
 """
 
 from __future__ import annotations
 
-import logging
 import time
+import uuid
 from typing import Any, Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 from .db import db_call
-from .shared_state import STATE_ERRORS, shared_state
+from .outages import Outage
 
-logger = logging.getLogger(__name__)
+version_outage = Outage(
+    "The database (cache versions)",
+    "cached API keys and catalog are served as they were; keys not cached yet cannot be checked.",
+)
 
 _MAX_ENTRIES = 100_000
 _MISSING = object()
@@ -28,7 +41,6 @@ _MISSING = object()
 class VersionedCache:
     def __init__(self, name: str) -> None:
         self.name = name
-        self._key = f"version:{name}"
         self._entries: dict[Any, Any] = {}
         self._version: str | None = None
         self._checked_at = float("-inf")
@@ -41,11 +53,19 @@ class VersionedCache:
             self._version = version
         self._checked_at = time.monotonic()
 
-    def _unreachable(self, exc: BaseException) -> None:
-        # Keep serving what we know rather than fail every request while Redis is down; try
-        # again at the next interval. Changes made meanwhile arrive when Redis is back.
-        logger.warning("shared state unreachable, serving cached %s: %s", self.name, type(exc).__name__)
-        self._checked_at = time.monotonic()
+    def _read_version(self) -> str | None:
+        from orgs.models import CacheVersion  # an app's model: imported late, this module sits below the apps
+
+        return CacheVersion.objects.filter(name=self.name).values_list("token", flat=True).first()
+
+    def _write_version(self) -> None:
+        from orgs.models import CacheVersion
+
+        # One upsert: concurrent writers each leave a token nobody has cached yet.
+        CacheVersion.objects.bulk_create(
+            [CacheVersion(name=self.name, token=uuid.uuid4().hex, changed_at=timezone.now())],
+            update_conflicts=True, unique_fields=["name"], update_fields=["token", "changed_at"],
+        )
 
     @property
     def generation(self) -> int:
@@ -56,19 +76,30 @@ class VersionedCache:
     def _due(self) -> bool:
         return time.monotonic() - self._checked_at >= settings.GATEWAY_CACHE_CHECK_SECONDS
 
+    def _read(self) -> tuple[bool, str | None]:
+        """(True, the current version), or (False, None) if the database cannot say."""
+        try:
+            version = self._read_version()
+        except DatabaseError as exc:
+            version_outage.failed(exc, f"reading the {self.name} cache version")
+            return False, None
+        version_outage.succeeded()
+        return True, version
+
     async def refresh(self) -> None:
         if self._due():
-            try:
-                self._apply(await shared_state().get(self._key))
-            except STATE_ERRORS as exc:
-                self._unreachable(exc)
+            # Marked first: requests arriving while the read is in flight don't each start one.
+            self._checked_at = time.monotonic()
+            read, version = await db_call(self._read)
+            if read:
+                self._apply(version)
 
     def refresh_sync(self) -> None:
         if self._due():
-            try:
-                self._apply(shared_state().get_sync(self._key))
-            except STATE_ERRORS as exc:
-                self._unreachable(exc)
+            self._checked_at = time.monotonic()
+            read, version = self._read()
+            if read:
+                self._apply(version)
 
     def get(self, key: Any, default: Any = None) -> Any:
         return self._entries.get(key, default)
@@ -107,10 +138,11 @@ class VersionedCache:
         self._checked_at = float("-inf")
 
     def invalidate(self) -> None:
-        """Bump the shared version once the current transaction commits, and drop our own copy."""
+        """Give the shared version a new token once the current transaction commits, and drop
+        our own copy."""
 
         def bump() -> None:
             self.clear()
-            shared_state().incr_sync(self._key)
+            self._write_version()
 
         transaction.on_commit(bump)

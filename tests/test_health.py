@@ -14,7 +14,7 @@ def test_it_reports_database_cache_and_providers(catalog, gateway_url, monkeypat
     response = httpx.get(f"{gateway_url}/api/ai/health")
     assert response.status_code == 200
     body = response.json()
-    assert body["database"] == "ok" and body["cache"] == "ok" and body["status"] == "ok"
+    assert body["database"] == "ok" and body["cache"] == "ok" and body["status"] == "healthy"
     assert body["providers"]["mock"] == "ok"
     assert body["providers"]["openai"] == "missing secret: set OPENAI_API_KEY"
     assert body["timestamp"].endswith("+00:00")
@@ -48,7 +48,7 @@ def test_it_answers_503_when_the_database_is_down(catalog, monkeypatch):
 
     assert response.status_code == 503
     body = response.json()
-    assert body["status"] == "down"
+    assert body["status"] == "unhealthy"
     assert body["database"].startswith("error")
     assert body["database"] == "error: OperationalError"
     assert body["cache"] == "ok"

@@ -3,69 +3,27 @@ graceful shutdown mid-stream and client disconnects still leave exact ledger row
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from tests.fake_fixtures import point_catalog_at
 from tests.fake_provider import OPENAI_CHAT, FakeResponse
+from tests.server_helpers import process_env, process_stop, serve_start
 
 pytestmark = pytest.mark.django_db(transaction=True)
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
-    return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def served(fake_provider, monkeypatch, alice_key):
     point_catalog_at(fake_provider.url, monkeypatch)
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": _database_url(), "SECRET_KEY": "test-only", "DEBUG": "0",
-           "REDIS_URL": settings.REDIS_URL}
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)], cwd=BASE_DIR, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/api/ai/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"serve did not start: {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.1)
+    url, proc = serve_start(process_env(REDIS_URL=settings.REDIS_URL))
     yield url, proc, alice_key, fake_provider
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    process_stop(proc)
 
 
 def _ledger(count: int, timeout: float = 15.0):

@@ -51,6 +51,7 @@ def test_it_starts_with_good_settings(project):
         ("GATEWAY_CACHE_CHECK_SECONDS", "soon"),
         ("GATEWAY_ROTATION_GRACE_HOURS", "a day"),
         ("GATEWAY_MAX_BODY_BYTES", "20MB"),
+        ("GATEWAY_BUDGET_FAIL_OPEN", "sometimes"),
         ("DB_CONN_MAX_AGE", "forever"),
     ],
 )

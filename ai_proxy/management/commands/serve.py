@@ -20,7 +20,7 @@ class Command(BaseCommand):
         workers = opts["workers"] or (os.cpu_count() or 1 if settings.REDIS_URL else 1)
         if workers > 1 and not settings.REDIS_URL:
             raise CommandError(
-                "--workers > 1 needs REDIS_URL: rate limits, budgets and revocation must be shared by every worker."
+                "--workers > 1 needs REDIS_URL: rate limits, budgets and route cool-downs must be shared by every worker."
             )
         args = [
             sys.executable, "-m", "granian",
