@@ -17,6 +17,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -144,7 +145,7 @@ def money(value: Decimal | None) -> str | None:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat() if value is not None else None
+    return value.astimezone(dt_timezone.utc).isoformat() if value is not None else None
 
 
 def alert_payload(
