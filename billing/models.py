@@ -240,6 +240,13 @@ class AlertChannel(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.target}"
 
+    def save(self, *args, **kwargs) -> None:
+        if self.kind == self.Kind.WEBHOOK and not self.secret:
+            from .alert_channels.webhook import secret_new
+
+            self.secret = secret_new()
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
         from django.core.validators import URLValidator, validate_email

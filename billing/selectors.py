@@ -274,5 +274,10 @@ def organization_budget_statuses(*, organization_id: int, now: dt.datetime) -> l
     """Every budget of one organization (its own and its keys'), with spend this period."""
     from .models import Budget
 
-    budgets = Budget.objects.filter(organization_id=organization_id).select_related("organization", "api_key")
+    budgets = (
+        Budget.objects.filter(organization_id=organization_id)
+        .select_related("organization", "api_key")
+        # The organization's own first, then its keys', on every backend (NULLs sort apart).
+        .order_by(F("api_key__prefix").asc(nulls_first=True), "period")
+    )
     return budget_statuses(budgets, now)
