@@ -26,6 +26,9 @@ async def application(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            from . import background
+
+            background.periodic_start()  # the embedded default's stand-in for beat (alert scans)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
