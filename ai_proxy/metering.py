@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import orjson
 
 from billing.budget import budget_settle, month_of
+from billing.inflight import inflight_begin, lost_row
 from billing.metering import UsageEvent, usage_record
 from billing.pricing import cost_compute, prices_from_model
 from billing.ratelimit import rate_limit_settle
@@ -55,6 +57,7 @@ def _event(call: "ProxyCall") -> UsageEvent:
         prices=prices_from_model(call.model) if call.model else None,
         prompt_text=_prompt_text(call) if store else None,
         completion_text=call.completion_text if store else None,
+        in_flight=call.in_flight,
     )
 
 
@@ -77,6 +80,20 @@ def call_cost(call: "ProxyCall") -> Decimal | None:
         # settle; usage_record prices the row itself and logs the problem.
         logger.error("usage could not be priced request_id=%s usage=%s", call.request_id, call.usage)
         return None
+
+
+async def call_inflight_begin(call: "ProxyCall") -> None:
+    """Register the admitted request, with the row it leaves if this process dies before metering
+    it: charged `call.worst_case`, and settled against the budget like any metered request."""
+    key = call.key
+    settle = None
+    if key.monthly_budget_usd is not None:
+        reservation = call.reservation
+        settle = [key.organization_id, reservation.month if reservation else month_of(call.started_at),
+                  reservation.id if reservation else ""]
+    prompt_tokens, output_tokens = call.worst_tokens
+    event = replace(_event(call), prompt_tokens=prompt_tokens, completion_tokens=output_tokens)
+    call.in_flight = await inflight_begin(lost_row(event, call.worst_case, settle))
 
 
 def call_meter(call: "ProxyCall") -> None:

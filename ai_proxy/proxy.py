@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 import httpx
 import orjson
@@ -31,7 +32,7 @@ from .catalog import ModelEntry, RouteEntry, catalog_get
 from .chat_format import chat_request_validate
 from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_request_validate
-from .metering import call_meter, call_cost
+from .metering import call_cost, call_inflight_begin, call_meter
 from .routing import route_failed, route_succeeded, routes_for
 from .sse import SSEDecoder, SSEEvent
 from .streams import ChatFromAnthropic, ChatPassThrough, Framer, MessagesFromChat, MessagesPassThrough
@@ -74,6 +75,9 @@ class ProxyCall:
     completion_text: str | None = None
     rate_limits: RateLimitStatus | None = None
     reservation: Reservation | None = None
+    worst_case: Decimal = Decimal(0)  # the most it can cost (see _worst_case)
+    worst_tokens: tuple[int, int] = (0, 0)  # the prompt and output token bounds behind it
+    in_flight: str = ""  # where it is registered in flight (billing.inflight)
     metered: bool = False
     relay_started: bool = False
 
@@ -204,21 +208,27 @@ async def _admit(call: ProxyCall) -> RateLimitStatus | None:
         ) from None
 
 
+def _worst_case(call: ProxyCall) -> None:
+    """The most this request can cost: reserved against a hard budget, and charged if the request
+    is lost in flight. The one place it is computed."""
+    body, model = call.body, call.model
+    max_output = int(body.get("max_completion_tokens") or body.get("max_tokens") or model.max_output_tokens)
+    choices = int(body.get("n") or 1)
+    prompt_tokens = tokens_for_request(body)
+    call.worst_case = worst_case_cost(
+        prices=prices_from_model(model), prompt_tokens=prompt_tokens, max_output_tokens=max_output, choices=choices,
+    )
+    call.worst_tokens = (prompt_tokens, max_output * max(choices, 1))
+
+
 async def _reserve_budget(call: ProxyCall) -> Reservation | None:
-    key, model = call.key, call.model
+    key = call.key
     if key.monthly_budget_usd is None or key.budget_mode != "hard":
         return None
-    body = call.body
-    max_output = body.get("max_completion_tokens") or body.get("max_tokens") or model.max_output_tokens
-    worst = worst_case_cost(
-        prices=prices_from_model(model),
-        prompt_tokens=tokens_for_request(body),
-        max_output_tokens=int(max_output),
-        choices=int(body.get("n") or 1),
-    )
     try:
         return await budget_reserve(
-            organization_id=key.organization_id, budget_usd=key.monthly_budget_usd, amount=worst, now=call.started_at
+            organization_id=key.organization_id, budget_usd=key.monthly_budget_usd, amount=call.worst_case,
+            now=call.started_at,
         )
     except OverBudget as exc:
         raise GatewayError(
@@ -562,7 +572,9 @@ async def proxy_handle(request: HttpRequest, client_format: str) -> HttpResponse
         call.streamed = bool(call.body.get("stream"))
         call.model = await _resolve(call)
         call.rate_limits = await _admit(call)
+        _worst_case(call)
         call.reservation = await _reserve_budget(call)
+        await call_inflight_begin(call)
         routes = await routes_for(call.model)
         failures: list[_RouteFailed] = []
         for route in routes:

@@ -201,3 +201,13 @@ GATEWAY_COOLDOWN_SECONDS = _typed("GATEWAY_COOLDOWN_SECONDS", env.float, 30.0)
 GATEWAY_ROTATION_GRACE_HOURS = _typed("GATEWAY_ROTATION_GRACE_HOURS", env.float, 24.0)
 # Upstream connection pool size per process.
 GATEWAY_UPSTREAM_MAX_CONNECTIONS = _typed("GATEWAY_UPSTREAM_MAX_CONNECTIONS", env.int, 4096)
+# On SIGTERM each worker stops accepting and lets requests in flight (streams) finish for up to
+# this many seconds, then is stopped; what it could not finish is recorded lost in flight.
+GATEWAY_DRAIN_SECONDS = _typed("GATEWAY_DRAIN_SECONDS", env.int, 120)
+if not 1 <= GATEWAY_DRAIN_SECONDS <= 1800:
+    raise ImproperlyConfigured("Environment variable GATEWAY_DRAIN_SECONDS is malformed: expected 1 to 1800 seconds")
+# A gateway process silent this long is presumed dead: another process (or the Celery ledger
+# drain) records its requests in flight as lost, charged their worst case.
+BILLING_INFLIGHT_TTL_SECONDS = _typed("BILLING_INFLIGHT_TTL_SECONDS", env.float, 30.0)
+# Write-ahead journals of ledger rows buffered in process memory (one subdirectory per database).
+BILLING_JOURNAL_DIR = _typed("BILLING_JOURNAL_DIR", env.str, str(VAR_DIR / "journal"))
