@@ -93,7 +93,10 @@ async def call_inflight_begin(call: "ProxyCall") -> None:
                   reservation.id if reservation else ""]
     prompt_tokens, output_tokens = call.worst_tokens
     event = replace(_event(call), prompt_tokens=prompt_tokens, completion_tokens=output_tokens)
-    call.in_flight = await inflight_begin(lost_row(event, call.worst_case, settle))
+    try:
+        call.in_flight = await inflight_begin(lost_row(event, call.worst_case, settle))
+    except OSError as exc:  # the request is still metered when it ends; only crash cover is missing
+        logger.error("request %s not registered in flight: %s", call.request_id, exc)
 
 
 def call_meter(call: "ProxyCall") -> None:

@@ -132,7 +132,12 @@ def _journal(*, create: bool = True):
 
 def _buffer_put(row: dict[str, Any]) -> None:
     """Journal the row, then buffer it: from here on a crash cannot lose it."""
-    journal = _journal()
+    try:
+        journal = _journal()
+    except OSError as exc:  # an unwritable journal directory must not cost the row
+        logger.error("ledger journal unavailable (%s); row %s is in memory only", exc, row["request_id"])
+        _buffer.append(row)
+        return
     with journal.lock:
         journal.row(row["request_id"], _encode(row) + b"\n")
         _buffer.append(row)
@@ -571,9 +576,13 @@ def ledger_connections_close() -> None:
 
 def ledger_drain_sync(*, max_batches: int | None = 200) -> int:
     """One drain pass for the Celery task: bounded, so a huge backlog is spread over runs."""
+    from .inflight import inflight_recover_sync
+
     if settings.REDIS_URL:
         _requeue_stale(_sync_redis(), force=True)
-    return _drain(max_batches=max_batches, recover=True)
+    close_old_connections()
+    recovered = inflight_recover_sync(force=True)  # a dead gateway's requests in flight and journal
+    return recovered + _drain(max_batches=max_batches)
 
 
 def ledger_recover_sync() -> int:
