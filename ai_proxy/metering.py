@@ -16,7 +16,7 @@ import orjson
 
 from billing.budget import budget_settle, month_of
 from billing.inflight import inflight_begin, lost_row
-from billing.metering import UsageEvent, usage_record
+from billing.metering import UsageEvent, usage_record, usage_record_local
 from billing.pricing import cost_compute, prices_from_model
 from billing.ratelimit import rate_limit_settle
 
@@ -105,7 +105,13 @@ def call_meter(call: "ProxyCall") -> None:
     call.metered = True
     event = _event(call)
     loop = asyncio.get_running_loop()
-    tasks = [loop.create_task(usage_record(event))]
+    try:
+        # In process memory (the embedded default): journaled before the response goes out.
+        recorded = usage_record_local(event) is not None
+    except Exception:
+        logger.exception("metering failed request_id=%s", call.request_id)  # never silent, never a 500
+        recorded = True
+    tasks = [] if recorded else [loop.create_task(usage_record(event))]
     if call.key is not None and call.key.tpm_limit and call.rate_limits is not None:
         usage = call.usage or {}
         tokens = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)

@@ -255,6 +255,18 @@ async def usage_record(event: UsageEvent) -> Decimal:
     return cost
 
 
+def usage_record_local(event: UsageEvent) -> Decimal | None:
+    """Journal and buffer the row right now when it goes to process memory (so a response the
+    client has is never lost to a crash a moment later); None when it goes to Redis (then
+    `await usage_record(event)`)."""
+    if _redis_usable():
+        return None
+    cost = _cost(event)
+    _buffer_put(_row(event, cost))
+    _flusher_ensure()
+    return cost
+
+
 def usage_record_sync(event: UsageEvent) -> Decimal:
     """usage_record for sync callers. Rows reach the database at the next flush or drain."""
     cost = _cost(event)
@@ -580,7 +592,8 @@ def ledger_drain_sync(*, max_batches: int | None = 200) -> int:
 
     if settings.REDIS_URL:
         _requeue_stale(_sync_redis(), force=True)
-    close_old_connections()
+    if not connection.in_atomic_block:
+        close_old_connections()
     recovered = inflight_recover_sync(force=True)  # a dead gateway's requests in flight and journal
     return recovered + _drain(max_batches=max_batches)
 
@@ -589,7 +602,8 @@ def ledger_recover_sync() -> int:
     """At start-up: write what dead processes left (their journals, their requests in flight)."""
     from .inflight import inflight_recover_sync
 
-    close_old_connections()
+    if not connection.in_atomic_block:
+        close_old_connections()
     return inflight_recover_sync(force=True)
 
 

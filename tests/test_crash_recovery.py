@@ -128,15 +128,17 @@ def _assert_charged_worst_case(row) -> None:
     assert row.cost >= Decimal(100) * prices.output / 1_000_000 > 0
 
 
-def test_completed_requests_survive_sigkill_in_the_embedded_default(serve_env):
+@pytest.mark.parametrize("mode", ["embedded", pytest.param("redis", marks=needs_redis)])
+def test_completed_requests_survive_sigkill(serve_env, mode):
     start, key, _ = serve_env
-    server = start()
+    env = {"REDIS_URL": settings.REDIS_URL} if mode == "redis" else {}
+    server = start(**env)
     for _ in range(20):
         assert _chat(server.url, key).status_code == 200
     server.kill()  # as soon as the 20 responses are in
-    start()  # the next start replays the dead process's journal before serving
+    start(**env)  # the next start replays the dead process's journal (or drains Redis) before serving
     rows = _ledger(20, timeout=10)
-    assert len(rows) == 20 and all(row.status == 200 and not row.lost_in_flight for row in rows)
+    assert len(rows) == 20 and all(row.status == 200 and not row.lost_in_flight for row in rows), [(r.request_id, r.status, r.lost_in_flight, r.error_type) for r in rows if r.status != 200]
     assert len({row.request_id for row in rows}) == 20
 
 
