@@ -209,5 +209,7 @@ if not 1 <= GATEWAY_DRAIN_SECONDS <= 1800:
 # A gateway process silent this long is presumed dead: another process (or the Celery ledger
 # drain) records its requests in flight as lost, charged their worst case.
 BILLING_INFLIGHT_TTL_SECONDS = _typed("BILLING_INFLIGHT_TTL_SECONDS", env.float, 30.0)
+if BILLING_INFLIGHT_TTL_SECONDS < 1:
+    raise ImproperlyConfigured("Environment variable BILLING_INFLIGHT_TTL_SECONDS is malformed: expected at least 1 second")
 # Write-ahead journals of ledger rows buffered in process memory (one subdirectory per database).
 BILLING_JOURNAL_DIR = _typed("BILLING_JOURNAL_DIR", env.str, str(VAR_DIR / "journal"))
