@@ -56,6 +56,9 @@ class UsageRecord(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     client_disconnected = models.BooleanField(default=False)
+    # Written for a request whose gateway process died before metering it (billing.inflight):
+    # status 0, charged its reserved worst case, tokens estimated.
+    lost_in_flight = models.BooleanField(default=False, help_text="The gateway died mid-request; charged the worst case.")
     prompt_text = models.TextField(null=True, blank=True)
     completion_text = models.TextField(null=True, blank=True)
 
