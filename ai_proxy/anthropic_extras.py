@@ -2,7 +2,7 @@
 
 count_tokens is native on Anthropic routes (the provider counts) and an estimate elsewhere
 (ai_proxy.tokens; the response says which in `x-gateway-token-count`). It costs nothing upstream,
-but it is still a call on the key: it counts against the key's RPM limit and leaves a zero-cost
+but it is still a call on the key: it counts against the key's and organization's rate limits and leaves a zero-cost
 ledger row with endpoint `count_tokens`.
 """
 
@@ -57,8 +57,9 @@ async def anthropic_count_tokens(request: HttpRequest) -> HttpResponse:
         if model is None or not call.key.may_use(model.public_id):
             raise GatewayError(404, f"model: {call.body['model']}", code="model_not_found", param="model")
         call.model = model
-        # The key's RPM applies here as on /messages (same 429), or a client could call it freely.
-        call.rate_limits = await _admit(call)
+        # The rate limits apply here as on /messages (same 429), or a client could call it freely;
+        # budgets do not: it costs nothing.
+        await _admit(call, budgets=False)
         counted, source = await _count(call, model, request)
         call.status = 200
         call_meter(call)

@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from billing.budget import budget_settle, month_of
+from billing.admission import settle
 from billing.inflight import inflight_begin, lost_row
-from billing.metering import UsageEvent, usage_record, usage_record_local
+from billing.metering import UsageEvent, usage_record_local
 from billing.pricing import cost_compute, prices_from_model
-from billing.ratelimit import rate_limit_settle
 
 from .priced_options import web_searches_billed
 from .unauthenticated import unauthenticated_count
@@ -99,17 +98,12 @@ def call_cost(call: "ProxyCall") -> Decimal | None:
 
 async def call_inflight_begin(call: "ProxyCall") -> None:
     """Register the admitted request, with the row it leaves if this process dies before metering
-    it: charged `call.worst_case`, and settled against the budget like any metered request."""
-    key = call.key
-    settle = None
-    if key.monthly_budget_usd is not None:
-        reservation = call.reservation
-        settle = [key.organization_id, reservation.month if reservation else month_of(call.started_at),
-                  reservation.id if reservation else ""]
+    it: charged `call.worst_case`, and settled against its budgets like any metered request."""
     prompt_tokens, output_tokens = call.worst_tokens
     event = replace(_event(call), prompt_tokens=prompt_tokens, completion_tokens=output_tokens)
+    lost_settle = call.admission.lost_settle() if call.admission is not None else None
     try:
-        call.in_flight = await inflight_begin(lost_row(event, call.worst_case, settle))
+        call.in_flight = await inflight_begin(lost_row(event, call.worst_case, lost_settle))
     except OSError as exc:  # the request is still metered when it ends; only crash cover is missing
         logger.error("request %s not registered in flight: %s", call.request_id, exc)
 
@@ -131,20 +125,16 @@ def call_meter(call: "ProxyCall") -> None:
     except Exception:
         logger.exception("metering failed request_id=%s", call.request_id)  # never silent, never a 500
         recorded = True
-    tasks = [] if recorded else [loop.create_task(usage_record(event))]
-    if call.key is not None and call.key.tpm_limit and call.rate_limits is not None:
-        usage = call.usage or {}
-        tokens = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
-        tasks.append(loop.create_task(rate_limit_settle(
-            key_id=call.key.key_id, tokens=tokens, counted=call.rate_limits.counted_tokens)))
-    if call.key is not None and call.key.monthly_budget_usd is not None:
-        # Every metered request of a budgeted organization counts toward its month, whatever
-        # the mode, so switching to "hard" later starts from the true figure.
-        tasks.append(loop.create_task(budget_settle(
-            organization_id=call.key.organization_id,
-            month=call.reservation.month if call.reservation else month_of(call.started_at),
-            cost=call_cost(call) or Decimal(0),
-            reservation=call.reservation,
+    # Limits and budgets settled with the real usage; the row pushed with them when it goes to
+    # Redis (one round trip). Every metered request of a scope with budgets counts toward each
+    # window's spend, whatever the mode, so a soft budget made hard later starts from the truth.
+    usage = call.usage or {}
+    tasks = []
+    if not recorded or (call.admission is not None and call.admission.holds):
+        tasks.append(loop.create_task(settle(
+            call.admission, cost=call_cost(call) or Decimal(0),
+            tokens=usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
+            event=None if recorded else event,
         )))
     for task in tasks:
         _pending.add(task)

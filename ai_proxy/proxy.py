@@ -23,9 +23,10 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
-from billing.budget import BudgetUnavailable, OverBudget, Reservation, budget_reserve, worst_case_cost
+from billing.admission import Admission, admit
+from billing.budget import BudgetUnavailable, OverBudget, worst_case_cost
 from billing.pricing import prices_from_model
-from billing.ratelimit import RateLimited, RateLimitStatus, rate_limit_admit
+from billing.ratelimit import RateLimited, RateLimitStatus
 from orgs.selectors import KeyContext, domain_organization_get, key_context_get, presented_key
 
 from .catalog import ModelEntry, RouteEntry, catalog_get
@@ -75,7 +76,7 @@ class ProxyCall:
     body: dict = field(default_factory=dict)
     completion_text: str | None = None
     rate_limits: RateLimitStatus | None = None
-    reservation: Reservation | None = None
+    admission: Admission | None = None  # its rate limits and budgets (billing.admission)
     worst_case: Decimal = Decimal(0)  # the most it can cost (see _worst_case)
     worst_tokens: tuple[int, int] = (0, 0)  # the prompt and output token bounds behind it
     in_flight: str = ""  # where it is registered in flight (billing.inflight)
@@ -205,16 +206,14 @@ async def _resolve(call: ProxyCall) -> ModelEntry:
     return model
 
 
-async def _admit(call: ProxyCall) -> RateLimitStatus | None:
-    key = call.key
-    if not key.rpm_limit and not key.tpm_limit:
-        return None
+async def _admit(call: ProxyCall, *, budgets: bool = True) -> Admission:
+    """Admit the call against every rate limit and budget (billing.admission), or raise the
+    GatewayError the client sees. `budgets=False`: a free call (count_tokens), limits only."""
     try:
-        return await rate_limit_admit(
-            key_id=key.key_id,
-            rpm_limit=key.rpm_limit,
-            tpm_limit=key.tpm_limit,
-            prompt_tokens=_prompt_tokens_bound(call) if key.tpm_limit else 0,
+        call.admission = await admit(
+            call.key, started_at=call.started_at,
+            prompt_tokens=call.worst_tokens[0] if budgets else _prompt_tokens_bound(call),
+            worst_case=call.worst_case, budgets=budgets,
         )
     except RateLimited as exc:
         # retry-after within 60 s, so every SDK honours it and retries after the window.
@@ -229,6 +228,24 @@ async def _admit(call: ProxyCall) -> RateLimitStatus | None:
                 **exc.status.headers(call.client_format),
             },
         ) from None
+    except OverBudget as exc:
+        raise GatewayError(
+            429,
+            exc.message,
+            code="budget_exceeded",
+            error_type="insufficient_quota",
+            anthropic_error_type="billing_error",
+            # Retrying cannot help until the operator acts: tell the SDKs not to (retry-after
+            # is still sent, as every 429 should carry one).
+            headers={"x-should-retry": "false", "retry-after": "60"},
+        ) from None
+    except BudgetUnavailable as exc:
+        # Our outage, not the client's fault: the SDKs retry a 503 with x-should-retry: true.
+        raise GatewayError(
+            503, exc.message, code="budget_unavailable", headers={"x-should-retry": "true", "retry-after": "5"}
+        ) from None
+    call.rate_limits = call.admission.limits
+    return call.admission
 
 
 def _prompt_tokens_bound(call: ProxyCall) -> int:
@@ -264,33 +281,6 @@ def _worst_case(call: ProxyCall) -> None:
         choices=choices,
     )
     call.worst_tokens = (prompt_tokens, max_output * max(choices, 1))
-
-
-async def _reserve_budget(call: ProxyCall) -> Reservation | None:
-    key = call.key
-    if key.monthly_budget_usd is None or key.budget_mode != "hard":
-        return None
-    try:
-        return await budget_reserve(
-            organization_id=key.organization_id, budget_usd=key.monthly_budget_usd, amount=call.worst_case,
-            now=call.started_at,
-        )
-    except OverBudget as exc:
-        raise GatewayError(
-            429,
-            exc.message,
-            code="budget_exceeded",
-            error_type="insufficient_quota",
-            anthropic_error_type="billing_error",
-            # Retrying cannot help until the operator acts: tell the SDKs not to (retry-after
-            # is still sent, as every 429 should carry one).
-            headers={"x-should-retry": "false", "retry-after": "60"},
-        ) from None
-    except BudgetUnavailable as exc:
-        # Our outage, not the client's fault: the SDKs retry a 503 with x-should-retry: true.
-        raise GatewayError(
-            503, exc.message, code="budget_unavailable", headers={"x-should-retry": "true", "retry-after": "5"}
-        ) from None
 
 
 def _upstream_body(call: ProxyCall, route: RouteEntry) -> dict:
@@ -626,9 +616,8 @@ async def proxy_handle(request: HttpRequest, client_format: str) -> HttpResponse
         call.model = await _resolve(call)
         options = priced_options_requested(call.body, request.headers, client_format)
         routes_allowing(options, list(call.model.routes), call.model)  # 400 before admission
-        call.rate_limits = await _admit(call)
         _worst_case(call)
-        call.reservation = await _reserve_budget(call)
+        await _admit(call)
         await call_inflight_begin(call)
         routes = routes_allowing(options, await routes_for(call.model), call.model)
         failures: list[_RouteFailed] = []

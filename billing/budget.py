@@ -1,99 +1,108 @@
-"""Monthly budgets with a hard limit, enforced by reservation so concurrency cannot overshoot.
+"""Budgets on the request path: what applies to a request, its shared state, and its refusals.
 
-For an organization whose budget mode is "hard", each request reserves its worst-case cost
-before it is sent (see `worst_case_cost`) with one atomic check-and-add: admitted only if
-spent + reserved + this ≤ budget. When the request is metered its reservation is released and
-the real cost added to the month's spend. However many requests race, the money that can be
-committed never exceeds the budget.
+A budget (billing.models.Budget) belongs to an organization or one key and has a period. Each
+request of a scope with budgets is admitted against every one of them by billing.admission, in
+one atomic step: a hard budget reserves the request's worst case (`worst_case_cost`), admitted
+only if spent + reserved + this <= amount, so however many requests race, the money that can be
+committed never exceeds it; a soft one never refuses. When the request is metered its
+reservation is released and the real cost added to each budget's period spend.
 
-Each reservation is its own entry with a deadline, so one that is never settled (an instance
-killed mid-request) frees itself after RESERVATION_SECONDS instead of holding budget until the
-month ends. State lives in shared state (Redis with REDIS_URL: every instance shares it) in
-integer units of 1e-10 USD (the ledger's precision), under one hash tag per organization and
-month so the scripts also run on a Redis Cluster. The month's spend is loaded from the ledger
-the first time it is needed, dropped whenever the organization is saved (its budget or mode may
-have changed: reloaded from the ledger on next use), and kept current by every metered request of
-an organization that has a budget, whatever its mode.
+State per (scope, period, window) lives in shared state (Redis with REDIS_URL: every instance
+shares it) in integer units of 1e-10 USD (the ledger's precision): the window's spend, loaded from
+the ledger the first time it is needed (billing.selectors.budget_spends) and kept current by every
+metered request of the scope, whatever the mode; the total reserved; and each reservation with a
+deadline, so one that is never settled (an instance killed mid-request) frees itself after
+RESERVATION_SECONDS. Spend is never a counter anyone resets: a new window is a new key, loaded
+from the ledger; editing a budget drops the cached figure, which is then reloaded, never zeroed.
 
-If shared state is unreachable nothing can be reserved, so the budget cannot be held: requests of
-hard-budget organizations are refused (BudgetUnavailable, a 503 the SDKs retry) unless the
-operator chose availability over the budget with GATEWAY_BUDGET_FAIL_OPEN=1.
+If shared state is unreachable nothing can be reserved, so a hard budget cannot be held: its
+requests are refused (BudgetUnavailable, a 503 the SDKs retry) unless the operator chose
+availability over the budget with GATEWAY_BUDGET_FAIL_OPEN=1.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError
 
 from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
 
+from .periods import PeriodWindow, window
 from .pricing import COST_PLACES, Prices
+from .scopes import ORGANIZATION, Scope
 
 logger = logging.getLogger(__name__)
 
 UNITS_PER_USD = 10**10  # one unit is COST_PLACES (1e-10 USD)
-_KEEP_SECONDS = 40 * 24 * 3600  # a month and then some
 # Longer than any request can run (the default provider read timeout is 600 s between bytes).
 RESERVATION_SECONDS = 30 * 60
+# A "total" window never ends: its state is kept this long after last use, then reloaded.
+_TOTAL_KEEP_SECONDS = 40 * 24 * 3600
+# Past a window's end its state lingers this long (requests that started in it still settle).
+_AFTER_WINDOW_SECONDS = 24 * 3600
 
-# KEYS: spent, reserved total, reservation amounts (hash), deadlines (zset).
-# ARGV: id, amount, limit, now, deadline, ttl. Returns {admitted, spent, reserved};
-# spent -1 means "not loaded yet": the caller loads it from the ledger and tries again.
-_RESERVE_LUA = """
-local spent = redis.call('GET', KEYS[1])
-if not spent then return {0, -1, 0} end
-local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[4])
-for _, id in ipairs(expired) do
-  local units = tonumber(redis.call('HGET', KEYS[3], id) or '0')
-  redis.call('HDEL', KEYS[3], id)
-  redis.call('ZREM', KEYS[4], id)
-  redis.call('DECRBY', KEYS[2], units)
-end
-local reserved = tonumber(redis.call('GET', KEYS[2]) or '0')
-spent = tonumber(spent)
-if spent + reserved + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return {0, spent, reserved} end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
-reserved = redis.call('INCRBY', KEYS[2], ARGV[2])
-for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
-return {1, spent, reserved}
-"""
-# KEYS: as above. ARGV: id (may be empty: spend only), cost, ttl.
-_SETTLE_LUA = """
-if ARGV[1] ~= '' then
-  local units = redis.call('HGET', KEYS[3], ARGV[1])
-  if units then
-    redis.call('HDEL', KEYS[3], ARGV[1])
-    redis.call('ZREM', KEYS[4], ARGV[1])
-    redis.call('DECRBY', KEYS[2], units)
-  end
-end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('INCRBY', KEYS[1], ARGV[2])
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-end
-return 1
-"""
-
-_ids = itertools.count()
-_ID_PREFIX = os.urandom(6).hex()
+HARD, SOFT = "hard", "soft"
+_ADJECTIVE = {"day": "daily", "week": "weekly", "month": "monthly", "total": "total"}
+_ENDS = {"day": "the day ends", "week": "the week ends", "month": "the month ends"}
 
 
 @dataclass(frozen=True)
-class Reservation:
-    organization_id: int
-    month: str
-    id: str
-    units: int
+class BudgetRule:
+    """A Budget row as the request path holds it (cached with the key: orgs.selectors.KeyContext)."""
+
+    id: int
+    scope: Scope
+    period: str
+    amount_usd: Decimal
+    mode: str  # HARD or SOFT
+    thresholds: tuple[int, ...]
+    timezone: str  # the organization's IANA zone, "" for UTC
+
+    @property
+    def hard(self) -> bool:
+        return self.mode == HARD
+
+    def describe(self) -> str:
+        """ "the organization's monthly budget of $100.00" """
+        return f"the {self.scope.kind}'s {_ADJECTIVE.get(self.period, self.period)} budget of ${self.amount_usd}"
+
+
+@dataclass(frozen=True)
+class BudgetSlot:
+    """One budget in its current period window: where its shared state lives."""
+
+    rule: BudgetRule
+    window: PeriodWindow
+
+    @classmethod
+    def of(cls, rule: BudgetRule, now: datetime) -> "BudgetSlot":
+        return cls(rule, window(rule.period, now, rule.timezone))
+
+    @property
+    def base(self) -> str:
+        # The period is part of the name: a day and a month can start at the same instant.
+        return budget_state_base(self.rule.scope, self.rule.period, self.window.key)
+
+    def keys(self) -> list[str]:
+        return budget_state_keys(self.base)
+
+    def ttl(self, now: datetime) -> int:
+        if self.window.end is None:
+            return _TOTAL_KEEP_SECONDS
+        return max(60, int((self.window.end - now).total_seconds())) + _AFTER_WINDOW_SECONDS
+
+
+def budget_state_base(scope: Scope, period: str, window_key: str) -> str:
+    return f"budget:{scope.state_prefix}:{period}:{window_key}"
+
+
+def budget_state_keys(base: str) -> list[str]:
+    """Spent, reserved total, reservation amounts (hash), deadlines (zset)."""
+    return [f"{base}:spent", f"{base}:reserved", f"{base}:amounts", f"{base}:deadlines"]
 
 
 class OverBudget(Exception):
@@ -108,10 +117,6 @@ class BudgetUnavailable(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-_UNAVAILABLE = ("This organization has a hard monthly budget, and the gateway cannot check it right now "
-                "({why}). The request was not sent; retry shortly.")
 
 
 def to_units(amount: Decimal) -> int:
@@ -132,150 +137,58 @@ def worst_case_cost(*, prices: Prices, prompt_tokens: int, max_output_tokens: in
     return (total / Decimal(1_000_000)).quantize(COST_PLACES)
 
 
-def month_of(now: datetime) -> str:
-    return now.strftime("%Y%m")
+def over_budget(rule: BudgetRule, *, spent: int, reserved: int, amount: Decimal) -> OverBudget:
+    """The refusal of a request whose worst case `amount` does not fit in `rule`."""
+    scope = "This organization's" if rule.scope.kind == ORGANIZATION else "This key's"
+    budget = f"{_ADJECTIVE.get(rule.period, rule.period)} budget of ${rule.amount_usd}"
+    if spent >= to_units(rule.amount_usd):
+        until = f"the operator raises it or {_ENDS[rule.period]}" if rule.period in _ENDS else "the operator raises it"
+        return OverBudget(f"{scope} {budget} is used up (${_usd(spent)} spent). Requests are refused until {until}.")
+    return OverBudget(
+        f"This request could cost up to ${amount}, which does not fit in what is left of {rule.describe()} "
+        f"(${_usd(spent)} spent, ${_usd(reserved)} reserved by requests in flight). Lower max_tokens, or ask the "
+        "operator to raise the budget."
+    )
 
 
-def _keys(organization_id: int, month: str) -> list[str]:
-    tag = f"{{{organization_id}:{month}}}"  # one Redis Cluster slot for all four
-    return [f"budget:{tag}:spent", f"budget:{tag}:reserved", f"budget:{tag}:amounts", f"budget:{tag}:deadlines"]
+def budget_unavailable(rule: BudgetRule, why: str) -> None:
+    """Refuse (BudgetUnavailable) a request whose hard budget cannot be checked, or return if the
+    operator chose availability over the budget (GATEWAY_BUDGET_FAIL_OPEN): the ledger still
+    records its cost."""
+    if settings.GATEWAY_BUDGET_FAIL_OPEN:
+        return
+    raise BudgetUnavailable(
+        f"This {rule.scope.kind} has a hard {_ADJECTIVE.get(rule.period, rule.period)} budget, and the gateway "
+        f"cannot check it right now ({why}). The request was not sent; retry shortly."
+    )
 
 
-def budget_forget(organization_id: int, now: datetime) -> None:
-    """Drop the cached spend (the budget or its mode changed): reloaded from the ledger on next use."""
-    try:
-        shared_state().delete_sync(_keys(organization_id, month_of(now))[0])
-    except STATE_ERRORS as exc:
-        state_outage.failed(exc, "dropping a cached budget spend")
-
-
-def _month_spend_from_db(organization_id: int, month_start: datetime) -> int:
+def budget_spend_units(slots: list[BudgetSlot]) -> dict[str, int]:
+    """Each slot's period spend from the ledger, in units: {slot base: units}. Flushes what this
+    process and the shared queue still buffer first (those rows are spend too). Sync: call it in
+    a worker thread."""
     from django.db import close_old_connections
-    from django.db.models import Sum
 
     from .metering import ledger_flush_sync
-    from .models import UsageRecord
+    from .models import Budget
+    from .selectors import budget_spends
 
     close_old_connections()
-    ledger_flush_sync()  # rows still buffered are spend too
-    # The month is still open, so it has not been rolled up or pruned: the ledger is the truth.
-    total = UsageRecord.objects.filter(
-        organization_id=organization_id, created_at__gte=month_start
-    ).aggregate(total=Sum("cost"))["total"]
-    return to_units(Decimal(total or 0))
+    ledger_flush_sync()
+    pairs = []
+    for slot in slots:
+        scope = slot.rule.scope
+        budget = Budget(pk=slot.rule.id, organization_id=scope.organization_id,
+                        api_key_id=None if scope.kind == ORGANIZATION else scope.id)
+        pairs.append((budget, slot.window))
+    spends = budget_spends(pairs)
+    return {slot.base: to_units(spends[slot.rule.id]) for slot in slots}
 
 
-def _local_reserve(memory, keys, rid: str, amount: int, limit: int, now: float) -> tuple[int, int, int]:
-    spent = memory.get(keys[0])
-    if spent is None:
-        return 0, -1, 0
-    amounts = memory.get(keys[2]) or {}
-    deadlines = memory.get(keys[3]) or {}
-    for old in [r for r, deadline in deadlines.items() if deadline <= now]:
-        memory.incr(keys[1], -amounts.pop(old, 0))
-        deadlines.pop(old)
-    reserved = int(memory.get(keys[1]) or 0)
-    if int(spent) + reserved + amount > limit:
-        return 0, int(spent), reserved
-    amounts[rid] = amount
-    deadlines[rid] = now + RESERVATION_SECONDS
-    memory.set(keys[2], amounts, _KEEP_SECONDS)
-    memory.set(keys[3], deadlines, _KEEP_SECONDS)
-    return 1, int(spent), memory.incr(keys[1], amount, _KEEP_SECONDS)
-
-
-async def budget_reserve(
-    *, organization_id: int, budget_usd: Decimal, amount: Decimal, now: datetime
-) -> Reservation | None:
-    """Reserve `amount` against the organization's hard monthly budget or raise OverBudget.
-
-    If the budget cannot be checked (shared state unreachable, or the month's spend cannot be
-    loaded) raise BudgetUnavailable, or with GATEWAY_BUDGET_FAIL_OPEN let the request through
-    unreserved (None): the ledger still records its cost.
-    """
-    month = month_of(now)
-    keys = _keys(organization_id, month)
-    units, limit = to_units(amount), to_units(budget_usd)
-    rid = f"{_ID_PREFIX}{next(_ids):x}"
-    state = shared_state()
+def budget_forget(slot: BudgetSlot) -> None:
+    """Drop the cached spend of this window (its budget changed): reloaded from the ledger on
+    next use. Never zeroed: the ledger is the truth."""
     try:
-        for _ in range(2):
-            clock = time.time()
-            admitted, spent, reserved = await state.script(
-                _RESERVE_LUA, keys, [rid, units, limit, clock, clock + RESERVATION_SECONDS, _KEEP_SECONDS],
-                local=lambda memory: _local_reserve(memory, keys, rid, units, limit, clock),
-            )
-            if int(spent) >= 0:
-                break
-            month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            loaded = await sync_to_async(_month_spend_from_db, thread_sensitive=False)(organization_id, month_start)
-            await state.set_if_absent(keys[0], str(loaded), ttl=_KEEP_SECONDS)
-        else:
-            logger.error("budget: the month's spend of org %s keeps disappearing from shared state "
-                         "(is Redis evicting keys? use maxmemory-policy noeviction)", organization_id)
-            return _unavailable("its spend could not be loaded")
+        shared_state().delete_sync(slot.keys()[0])
     except STATE_ERRORS as exc:
-        state_outage.failed(exc, "reserving budget")
-        return _unavailable("shared state is unreachable")
-    except DatabaseError as exc:
-        logger.error("budget: the month's spend of org %s could not be read from the ledger: %s",
-                     organization_id, type(exc).__name__)
-        return _unavailable("the usage ledger is unreachable")
-    state_outage.succeeded()
-    if not int(admitted):
-        if int(spent) >= limit:
-            message = (f"This organization's monthly budget of ${budget_usd} is used up (${_usd(int(spent))} spent). "
-                       "Requests are refused until the operator raises it or the month ends.")
-        else:
-            message = (f"This request could cost up to ${amount}, which does not fit in what is left of the "
-                       f"organization's monthly budget of ${budget_usd} (${_usd(int(spent))} spent, "
-                       f"${_usd(int(reserved))} reserved by requests in flight). Lower max_tokens, or ask the "
-                       "operator to raise the budget.")
-        raise OverBudget(message)
-    return Reservation(organization_id=organization_id, month=month, id=rid, units=units)
-
-
-def _unavailable(why: str) -> None:
-    if settings.GATEWAY_BUDGET_FAIL_OPEN:
-        return None  # the operator's choice: availability over the budget while it cannot be held
-    raise BudgetUnavailable(_UNAVAILABLE.format(why=why))
-
-
-def _local_settle(memory, keys, rid: str, cost: int) -> int:
-    amounts = memory.get(keys[2]) or {}
-    deadlines = memory.get(keys[3]) or {}
-    if rid and rid in amounts:
-        memory.incr(keys[1], -amounts.pop(rid))
-        deadlines.pop(rid, None)
-    if memory.get(keys[0]) is not None:
-        memory.incr(keys[0], cost)
-    return 1
-
-
-async def budget_settle(*, organization_id: int, month: str, cost: Decimal, reservation: Reservation | None) -> None:
-    """Release the reservation (if any) and add the request's real cost to the month's spend."""
-    keys = _keys(organization_id, month)
-    rid = reservation.id if reservation else ""
-    cost_units = to_units(cost)
-    try:
-        await shared_state().script(
-            _SETTLE_LUA, keys, [rid, cost_units, _KEEP_SECONDS],
-            local=lambda memory: _local_settle(memory, keys, rid, cost_units),
-        )
-    except STATE_ERRORS as exc:
-        # The reservation frees itself at its deadline; the spend is reloaded from the ledger
-        # when the cached figure is next dropped.
-        state_outage.failed(exc, "settling budget")
-
-
-def budget_settle_sync(*, organization_id: int, month: str, cost: Decimal, reservation_id: str) -> None:
-    """budget_settle for sync callers: a request lost in flight, settled by whoever found it."""
-    keys = _keys(organization_id, month)
-    cost_units = to_units(cost)
-    try:
-        shared_state().script_sync(
-            _SETTLE_LUA, keys, [reservation_id, cost_units, _KEEP_SECONDS],
-            local=lambda memory: _local_settle(memory, keys, reservation_id, cost_units),
-        )
-    except STATE_ERRORS as exc:
-        state_outage.failed(exc, "settling budget")
+        state_outage.failed(exc, "dropping a cached budget spend")

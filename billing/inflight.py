@@ -9,7 +9,8 @@ them. So each admitted request is registered with the row it would leave if it w
   end is folded into the ledger push (HDEL in the same MULTI). The process keeps a heartbeat key
   alive (INFLIGHT_TTL_SECONDS). Whoever notices the heartbeat gone (another gateway process's
   background task, the Celery `ledger_drain` task) claims the hash with one script that moves its
-  rows onto the ledger queue, then settles each budget reservation at the worst case.
+  rows onto the ledger queue, then settles every budget of each request at its worst case (each
+  reservation it held released, the worst case added to each window's spend).
 - Otherwise: a begin line in this process's ledger journal (billing.journal), replayed by the next
   process to start (or any live one) once this one is dead.
 """
@@ -40,7 +41,7 @@ LOST_IN_FLIGHT = "lost_in_flight"
 PROCS_KEY = "gw:billing:open:procs"  # gateway processes that may have requests in flight
 OPEN_PREFIX = "gw:billing:open:req:"  # + process id: hash of request id -> its lost row
 ALIVE_PREFIX = "gw:billing:open:alive:"  # + process id: the heartbeat
-SETTLE = "_settle"  # [organization id, month, reservation id or ""]: the budget to settle if lost
+SETTLE = "_settle"  # billing.admission.Admission.lost_settle(): the budgets to settle if lost
 
 # Atomic: a process whose heartbeat is back (or another claimer) never has its rows taken twice.
 _CLAIM_LUA = """
@@ -67,7 +68,7 @@ def process_id() -> str:
     return _process["id"]
 
 
-def lost_row(event: UsageEvent, worst_case: Decimal, settle: list | None) -> dict[str, Any]:
+def lost_row(event: UsageEvent, worst_case: Decimal, settle: dict | None) -> dict[str, Any]:
     """The ledger row this request leaves if its process dies before metering it."""
     lost = replace(event, status=0, error_type=LOST_IN_FLIGHT, tokens_estimated=True, lost_in_flight=True,
                    latency_ms=0, ttft_ms=None)
@@ -185,11 +186,9 @@ def _redis_reap() -> int:
 
 
 def _settle_lost(lost: list[dict[str, Any]]) -> None:
-    from .budget import budget_settle_sync
+    from .admission import admission_settle_lost
 
     for row in lost:
         settle = row.get(SETTLE)
-        if settle:
-            organization_id, month, reservation_id = settle
-            budget_settle_sync(organization_id=organization_id, month=month, cost=Decimal(str(row["cost"])),
-                               reservation_id=reservation_id)
+        if isinstance(settle, dict):
+            admission_settle_lost(settle, Decimal(str(row["cost"])))

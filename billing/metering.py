@@ -229,22 +229,38 @@ def _sync_redis():
 
 async def usage_record(event: UsageEvent) -> Decimal:
     """Price the request and buffer its ledger row; returns the cost. Never waits on the database."""
+    cost, _ = await usage_record_settling(event)
+    return cost
+
+
+async def usage_record_settling(event: UsageEvent, *, script: tuple[str, list, list] | None = None) -> tuple[Decimal, Any]:
+    """usage_record, plus a shared-state script (billing.admission's settle: `(lua, keys, args)`)
+    in the same MULTI as the row's push and the end of its in-flight entry: one round trip,
+    applied all together or not at all. Returns (cost, the script's result); the result is None
+    when the script did not run (Redis unusable, or it had forgotten the script): run it alone."""
     cost = _cost(event)
     row = _row(event, cost)
+    result = None
     if _redis_usable():
         import redis
 
         try:
-            if event.in_flight == "redis":
-                from .inflight import OPEN_PREFIX, process_id
+            state = shared_state()
+            async with _async_redis().pipeline(transaction=True) as pipe:
+                if script is not None:
+                    state.script_queue(pipe, *script)
+                pipe.rpush(LEDGER_KEY, _encode(row))
+                if event.in_flight == "redis":
+                    from .inflight import OPEN_PREFIX, process_id
 
-                # The row and the end of the in-flight entry in one MULTI: never both, never neither.
-                async with _async_redis().pipeline(transaction=True) as pipe:
-                    pipe.rpush(LEDGER_KEY, _encode(row))
+                    # The row and the end of the in-flight entry together: never both, never neither.
                     pipe.hdel(OPEN_PREFIX + process_id(), event.request_id)
-                    await pipe.execute()
-            else:
-                await _async_redis().rpush(LEDGER_KEY, _encode(row))
+                replies = await pipe.execute(raise_on_error=False)
+            if script is not None and not isinstance(replies[0], Exception):
+                result = replies[0]
+            for reply in replies[1 if script is not None else 0:]:
+                if isinstance(reply, Exception):
+                    raise reply
             if event.in_flight == "journal":
                 journal = _journal()
                 with journal.lock:
@@ -252,10 +268,11 @@ async def usage_record(event: UsageEvent) -> Decimal:
         except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
             _redis_failed(exc)
             _buffer_put(row)
+            result = None
     else:
         _buffer_put(row)
     _flusher_ensure()
-    return cost
+    return cost, result
 
 
 def usage_record_local(event: UsageEvent) -> Decimal | None:

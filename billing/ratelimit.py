@@ -1,13 +1,14 @@
-"""Per-key rate limits: requests per minute (RPM) and tokens per minute (TPM).
+"""Rate limits: requests per minute (RPM) and tokens per minute (TPM), per key and per organization.
 
 Fixed one-minute windows in shared state (Redis with REDIS_URL, so every instance counts
-together; process memory otherwise). A request is admitted when the key's requests in this
-minute stay within RPM and the tokens already used this minute plus an upper bound on this
-request's prompt (ai_proxy.tokens.tokens_upper_bound: an estimate would let dense text overshoot)
-stay within TPM; the tokens actually used are added when the request is metered.
-A fixed window can let up to twice the limit through across a minute boundary; that is the
-usual trade for one counter per key and no per-request sorted sets. Keys without limits pay
-nothing: no shared-state round trip at all.
+together; process memory otherwise), counted by billing.admission together with every other
+limit and budget of the request in one atomic step. A request is admitted when, for every limit
+that applies, the requests in this minute stay within RPM and the tokens already used this minute
+plus an upper bound on this request's prompt (ai_proxy.tokens.tokens_upper_bound: an estimate
+would let dense text overshoot) stay within TPM; the tokens actually used replace the bound when
+the request is metered. A fixed window can let up to twice the limit through across a minute
+boundary; that is the usual trade for one counter per limit and no per-request sorted sets.
+Scopes without limits pay nothing: no shared-state round trip at all.
 
 While Redis is unreachable each process counts in its own memory instead: a limit still holds
 per process (an instance with N workers admits up to N times it), rather than not at all.
@@ -19,20 +20,53 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from gateway_site.shared_state import STATE_ERRORS, process_fallback, shared_state, state_outage
+from .scopes import ORGANIZATION, Scope
 
 WINDOW_SECONDS = 60
-_KEEP_SECONDS = 2 * WINDOW_SECONDS
+KEEP_MS = 2 * WINDOW_SECONDS * 1000
+REQUESTS, TOKENS = "requests", "tokens"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    scope: Scope
+    kind: str  # REQUESTS or TOKENS
+    limit: int
+
+    def key(self, window: int) -> str:
+        return rate_limit_key(self.scope, self.kind, window)
+
+
+def rate_limit_key(scope: Scope, kind: str, window: int) -> str:
+    return f"rl:{scope.state_prefix}:{'req' if kind == REQUESTS else 'tok'}:{window}"
+
+
+def window_of(now: float) -> tuple[int, float]:
+    """This minute's number and the unix time it ends."""
+    window = int(now // WINDOW_SECONDS)
+    return window, (window + 1) * WINDOW_SECONDS
 
 
 @dataclass(frozen=True)
 class RateLimitStatus:
+    """The tightest limit of each kind (least remaining) and its use: what the headers report."""
+
     rpm_limit: int | None
     rpm_used: int
     tpm_limit: int | None
     tpm_used: int
     reset_at: float  # unix time the window ends
-    counted_tokens: int = 0  # the prompt bound already added to the window at admission
+
+    @classmethod
+    def tightest(cls, used: dict[RateLimit, int], reset_at: float) -> "RateLimitStatus":
+        best: dict[str, tuple[int, int]] = {}
+        for limit, count in used.items():
+            candidate = (limit.limit, count)
+            current = best.get(limit.kind)
+            if current is None or (candidate[0] - candidate[1], candidate[0]) < (current[0] - current[1], current[0]):
+                best[limit.kind] = candidate
+        rpm, tpm = best.get(REQUESTS, (None, 0)), best.get(TOKENS, (None, 0))
+        return cls(rpm[0], rpm[1], tpm[0], tpm[1], reset_at)
 
     def reset_in(self, now: float | None = None) -> int:
         return max(1, int(self.reset_at - (now or time.time()) + 0.999))
@@ -42,7 +76,7 @@ class RateLimitStatus:
         out: dict[str, str] = {}
         reset_seconds = self.reset_in()
         reset_rfc3339 = datetime.fromtimestamp(self.reset_at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        for kind, limit, used in (("requests", self.rpm_limit, self.rpm_used), ("tokens", self.tpm_limit, self.tpm_used)):
+        for kind, limit, used in ((REQUESTS, self.rpm_limit, self.rpm_used), (TOKENS, self.tpm_limit, self.tpm_used)):
             if limit is None:
                 continue
             remaining = str(max(0, limit - used))
@@ -58,92 +92,29 @@ class RateLimitStatus:
 
 
 class RateLimited(Exception):
-    def __init__(self, message: str, status: RateLimitStatus, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, status: RateLimitStatus, *, retryable: bool = True,
+                 limit: RateLimit | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.retryable = retryable
+        self.limit = limit  # the limit that refused
 
 
-def _window(now: float) -> tuple[int, float]:
-    window = int(now // WINDOW_SECONDS)
-    return window, (window + 1) * WINDOW_SECONDS
-
-
-async def rate_limit_admit(
-    *, key_id: int, rpm_limit: int | None, tpm_limit: int | None, prompt_tokens: int
-) -> RateLimitStatus | None:
-    """Count this request against the key's limits; raise RateLimited if it is over.
-
-    Returns None for keys without limits. If shared state is unreachable the request is
-    counted in this process's memory: an outage of the counter must not become an outage of the
-    gateway, nor lift the limits.
-    """
-    if not rpm_limit and not tpm_limit:
-        return None
-    now = time.time()
-    window, reset_at = _window(now)
-    state = shared_state()
-    token_key = f"rl:tok:{key_id}:{window}"
-    counted = prompt_tokens if tpm_limit else 0
-    try:
-        rpm_used = await state.incr(f"rl:req:{key_id}:{window}", ttl=_KEEP_SECONDS) if rpm_limit else 0
-        # The prompt counts at admission, so a burst of concurrent requests cannot all pass
-        # a check made before any of them finished; settle adds only the difference.
-        tpm_after = await state.incr(token_key, counted, ttl=_KEEP_SECONDS) if tpm_limit else 0
-        state_outage.succeeded()
-    except STATE_ERRORS as exc:
-        state_outage.failed(exc, "counting rate limits")
-        state = None
-        rpm_used = process_fallback.incr(f"rl:req:{key_id}:{window}", ttl=_KEEP_SECONDS) if rpm_limit else 0
-        tpm_after = process_fallback.incr(token_key, counted, ttl=_KEEP_SECONDS) if tpm_limit else 0
-    tpm_used = tpm_after - counted
-    status = RateLimitStatus(rpm_limit, rpm_used, tpm_limit, tpm_after, reset_at, counted)
-    refusal = None
-    if rpm_limit and rpm_used > rpm_limit:
-        refusal = RateLimited(
-            f"Rate limit reached: this key allows {rpm_limit} requests per minute. "
-            f"Retry in {status.reset_in(now)} s.",
-            status,
+def rate_limited(limit: RateLimit, *, used: int, prompt_tokens: int, status: RateLimitStatus) -> RateLimited:
+    """The refusal by `limit`, which this request would take to `used`; the message names it."""
+    who = "this key" if limit.scope.kind != ORGANIZATION else "this organization"
+    owner = "the key's" if limit.scope.kind != ORGANIZATION else "the organization's"
+    if limit.kind == REQUESTS:
+        return RateLimited(f"Rate limit reached: {who} allows {limit.limit} requests per minute. "
+                           f"Retry in {status.reset_in()} s.", status, limit=limit)
+    if prompt_tokens > limit.limit:
+        return RateLimited(
+            f"This request's input can cost up to {prompt_tokens} tokens, more than {owner} limit of "
+            f"{limit.limit} tokens per minute; it can never be admitted. Shorten it or ask for a higher limit.",
+            status, retryable=False, limit=limit,
         )
-    elif tpm_limit and tpm_after > tpm_limit:
-        if prompt_tokens > tpm_limit:
-            refusal = RateLimited(
-                f"This request's input can cost up to {prompt_tokens} tokens, more than the key's limit of "
-                f"{tpm_limit} tokens per minute; it can never be admitted. Shorten it or ask for a higher limit.",
-                status,
-                retryable=False,
-            )
-        else:
-            refusal = RateLimited(
-                f"Rate limit reached: this key allows {tpm_limit} tokens per minute and has used {tpm_used}. "
-                f"Retry in {status.reset_in(now)} s.",
-                status,
-            )
-    if refusal is not None:
-        if counted:  # a refused request uses no tokens
-            await _count(state, token_key, -counted)
-        raise refusal
-    return status
-
-
-async def rate_limit_settle(*, key_id: int, tokens: int, counted: int = 0) -> None:
-    """Correct the key's current window to the tokens a finished request really used
-    (`counted` were added at admission)."""
-    difference = tokens - counted
-    if difference == 0:
-        return
-    window, _ = _window(time.time())
-    await _count(shared_state(), f"rl:tok:{key_id}:{window}", difference)
-
-
-async def _count(state, key: str, amount: int) -> None:
-    """Add to a window in shared state, or in this process's stand-in when state is None or
-    unreachable."""
-    if state is not None:
-        try:
-            await state.incr(key, amount, ttl=_KEEP_SECONDS)
-            return
-        except STATE_ERRORS as exc:
-            state_outage.failed(exc, "counting rate limits")
-    process_fallback.incr(key, amount, ttl=_KEEP_SECONDS)
+    return RateLimited(
+        f"Rate limit reached: {who} allows {limit.limit} tokens per minute and has used {used - prompt_tokens}. "
+        f"Retry in {status.reset_in()} s.", status, limit=limit,
+    )

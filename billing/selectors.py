@@ -209,6 +209,30 @@ def budget_window(budget, now: dt.datetime) -> PeriodWindow:
     return period_window(budget.period, now, budget.organization.timezone)
 
 
+def budget_rules_for_key(key) -> tuple:
+    """Every budget on this key's requests (its own and its organization's), as the request path
+    holds them (billing.budget.BudgetRule), key budgets first, then shorter periods first: the
+    order in which refusals name them. `key` has its organization selected."""
+    from django.db.models import Q
+
+    from .budget import BudgetRule
+    from .models import Budget
+    from .scopes import Scope
+
+    order = {"day": 0, "week": 1, "month": 2, "total": 3}
+    org = key.organization
+    rules = [
+        BudgetRule(
+            id=b.pk,
+            scope=Scope.key(key.pk, org.pk) if b.api_key_id else Scope.organization(org.pk),
+            period=b.period, amount_usd=b.amount_usd, mode=b.mode, thresholds=tuple(b.threshold_list),
+            timezone=org.timezone,
+        )
+        for b in Budget.objects.filter(Q(api_key__isnull=True) | Q(api_key=key), organization=org)
+    ]
+    return tuple(sorted(rules, key=lambda r: (r.scope.kind != "key", order.get(r.period, 9), r.id)))
+
+
 def budget_spend(budget, window: PeriodWindow) -> Decimal:
     """What the budget's scope spent in the window, from the ledger (Decimal dollars)."""
     return budget_spends([(budget, window)])[budget.pk]

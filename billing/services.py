@@ -1,15 +1,18 @@
-"""Writes on usage: the daily roll-up and ledger retention (run by the Celery tasks in tasks.py)."""
+"""Writes on usage and budgets: the daily roll-up and ledger retention (run by the Celery tasks in
+tasks.py), and setting a budget."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .models import DailyUsage, RollupDay, UsageRecord
+from .models import Budget, DailyUsage, RollupDay, UsageRecord
 from .selectors import day_start, ledger_groups
 
 logger = logging.getLogger(__name__)
@@ -112,3 +115,49 @@ def ledger_retention_apply(*, today: dt.date | None = None) -> int:
             RollupDay.objects.filter(pk=marker.pk).update(pruned_at=timezone.now())
         deleted += count
     return deleted
+
+
+@transaction.atomic
+def budget_set(
+    *,
+    organization,
+    api_key=None,
+    amount_usd: Decimal,
+    period: str = "month",
+    mode: str | None = None,
+    thresholds: str | None = None,
+    actor=None,
+) -> tuple[Budget, bool]:
+    """Create or update the budget of this scope (the organization, or one of its keys) and
+    period. Mode and thresholds keep their current values (hard, 50,80,100 for a new budget)
+    unless given. Spend is the ledger's: changing the amount never resets it. Returns (budget,
+    created); audited like every operator change."""
+    from orgs.services import audit_record
+
+    if api_key is not None and api_key.organization_id != organization.pk:
+        raise ValidationError({"api_key": "This key belongs to another organization."})
+    budget = (
+        Budget.objects.select_for_update()
+        .filter(organization=organization, api_key=api_key, period=period)
+        .first()
+    )
+    created = budget is None
+    before = {} if created else {"amount_usd": str(budget.amount_usd), "mode": budget.mode,
+                                 "thresholds": budget.thresholds}
+    if created:
+        budget = Budget(organization=organization, api_key=api_key, period=period)
+    budget.amount_usd = amount_usd
+    if mode is not None:
+        budget.mode = mode
+    if thresholds is not None:
+        budget.thresholds = thresholds
+    budget.full_clean(validate_unique=False)
+    budget.save()
+    after = {"amount_usd": str(budget.amount_usd), "mode": budget.mode, "thresholds": budget.thresholds}
+    changes = {"period": period, **({"key": api_key.prefix} if api_key else {})}
+    if created:
+        changes.update(after)
+    else:
+        changes.update({k: {"old": before[k], "new": v} for k, v in after.items() if before[k] != v})
+    audit_record(actor=actor, action="set_budget", obj=budget, organization=organization, changes=changes)
+    return budget, created

@@ -13,6 +13,7 @@ unreachable" documents; `process_fallback` is where per-process stand-ins keep t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 import weakref
@@ -23,6 +24,10 @@ from django.conf import settings
 from .outages import Outage
 
 _PREFIX = "gw:"
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
 
 try:  # what a Redis outage looks like to callers that must keep serving through one
     from redis.exceptions import RedisError
@@ -190,6 +195,12 @@ class SharedState:
         if script is None:
             script = scripts[lua] = client.register_script(lua)
         return await script(keys=[_PREFIX + k for k in keys], args=args)
+
+    def script_queue(self, pipe, lua: str, keys: list[str], args: list) -> None:
+        """Queue `lua` on a pipeline or MULTI of this state's Redis client, by its SHA: no extra
+        round trip. If Redis has forgotten the script its reply is a NoScriptError (the other
+        commands still run); the caller then runs it with `script`, which reloads it."""
+        pipe.evalsha(_sha1(lua), len(keys), *[_PREFIX + k for k in keys], *args)
 
     # --- sync, for admin, commands and signals ---------------------------------------------
     def script_sync(self, lua: str, keys: list[str], args: list, *, local):

@@ -185,7 +185,7 @@ class ApiKeyInline(admin.TabularInline):
 @admin.register(Organization)
 class OrganizationAdmin(AuditedModelAdmin):
     list_display = ("slug", "name", "is_active", "domain_list", "active_keys", "budget_this_period")
-    list_filter = ("is_active", "budget_mode")
+    list_filter = ("is_active",)
     search_fields = ("slug", "name", "domains__hostname")
     filter_horizontal = ("allowed_models",)
     readonly_fields = ("created_at", "updated_at")
@@ -193,8 +193,10 @@ class OrganizationAdmin(AuditedModelAdmin):
     fieldsets = (
         (None, {"fields": ("slug", "name", "is_active", "created_at", "updated_at")}),
         ("Models", {"fields": ("allowed_models",)}),
+        # Limits on all the organization's keys together (each key may have its own, tighter).
+        ("Rate limits", {"fields": ("rpm_limit", "tpm_limit")}),
         # Budget rows and alert channels are the inlines below; the zone sets when periods start.
-        ("Budget", {"fields": ("monthly_budget_usd", "budget_mode", "timezone")}),
+        ("Budgets", {"fields": ("timezone",)}),
         ("Privacy", {"fields": ("store_content",)}),
     )
 

@@ -28,10 +28,6 @@ def timezone_validate(value: str) -> None:
 
 
 class Organization(models.Model):
-    class BudgetMode(models.TextChoices):
-        HARD = "hard", "Hard limit (requests refused)"
-        ALERT = "alert", "Alert only"
-
     slug = models.CharField(max_length=40, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
@@ -40,8 +36,9 @@ class Organization(models.Model):
     allowed_models = models.ManyToManyField(
         "ai_proxy.CatalogModel", blank=True, related_name="+", help_text="Empty means every enabled model."
     )
-    monthly_budget_usd = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
-    budget_mode = models.CharField(max_length=10, choices=BudgetMode.choices, default=BudgetMode.HARD)
+    # Limits on the whole organization, across all its keys (each key may have tighter ones).
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute, all keys together.")
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute, all keys together.")
     store_content = models.BooleanField(
         default=False, help_text="Keep prompt and completion text in the usage ledger (off by default)."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -14,6 +14,9 @@ from gateway_site.versioned_cache import VersionedCache
 from .hosts import hostname_of
 from .keys import key_hash, key_matches, key_prefix_of
 from .models import ApiKey, VanityDomain
+
+if TYPE_CHECKING:
+    from billing.budget import BudgetRule
 
 key_cache = VersionedCache("keys")
 # last_used_at is written at most this often per key, never on every request.
@@ -39,10 +42,13 @@ class KeyContext:
     tpm_limit: int | None
     expires_at: datetime | None
     revoked_at: datetime | None
-    monthly_budget_usd: Decimal | None
-    budget_mode: str
     store_content: bool
     last_used_at: datetime | None
+    # The organization's own limits, across all its keys.
+    org_rpm_limit: int | None = None
+    org_tpm_limit: int | None = None
+    # Every budget that applies to this key's requests (its own and its organization's).
+    budgets: tuple["BudgetRule", ...] = ()
 
     def rejection(self, now: datetime | None = None) -> str | None:
         """Why this key cannot be used right now, or None."""
@@ -60,6 +66,8 @@ class KeyContext:
 
 
 def _context_from_db(plaintext: str) -> KeyContext | None:
+    from billing.selectors import budget_rules_for_key
+
     prefix = key_prefix_of(plaintext)
     if prefix is None:
         return None
@@ -89,10 +97,11 @@ def _context_from_db(plaintext: str) -> KeyContext | None:
         tpm_limit=key.tpm_limit,
         expires_at=key.expires_at,
         revoked_at=key.revoked_at,
-        monthly_budget_usd=org.monthly_budget_usd,
-        budget_mode=org.budget_mode,
         store_content=org.store_content,
         last_used_at=key.last_used_at,
+        org_rpm_limit=org.rpm_limit,
+        org_tpm_limit=org.tpm_limit,
+        budgets=budget_rules_for_key(key),
     )
 
 

@@ -50,9 +50,14 @@ def organization_create(
     name: str,
     domains: Iterable[str] = (),
     monthly_budget_usd: Decimal | None = None,
+    rpm_limit: int | None = None,
+    tpm_limit: int | None = None,
     actor: AbstractBaseUser | str | None = None,
 ) -> Organization:
-    org = Organization(slug=slug, name=name, monthly_budget_usd=monthly_budget_usd)
+    """A new organization; `monthly_budget_usd` gives it a hard calendar-month budget."""
+    from billing.services import budget_set
+
+    org = Organization(slug=slug, name=name, rpm_limit=rpm_limit, tpm_limit=tpm_limit)
     org.full_clean()
     org.save()
     for host in domains:
@@ -64,8 +69,11 @@ def organization_create(
         action="create",
         obj=org,
         organization=org,
-        changes={"name": name, "domains": list(domains), "monthly_budget_usd": str(monthly_budget_usd or "")},
+        changes={"name": name, "domains": list(domains), "monthly_budget_usd": str(monthly_budget_usd or ""),
+                 "rpm_limit": rpm_limit, "tpm_limit": tpm_limit},
     )
+    if monthly_budget_usd is not None:
+        budget_set(organization=org, amount_usd=monthly_budget_usd, period="month", actor=actor)
     return org
 
 

@@ -77,3 +77,14 @@ def set_provider(name: str, **fields) -> None:
     for field_name, value in fields.items():
         setattr(provider, field_name, value)
     provider.save()
+
+
+def set_budget(org, usd: str, *, mode: str = "hard", period: str = "month", key=None, thresholds: str | None = None):
+    """Create or update the organization's (or `key`'s) budget for `period`, as an operator would."""
+    from decimal import Decimal
+
+    from billing.services import budget_set
+
+    budget, _ = budget_set(organization=org, api_key=key, amount_usd=Decimal(usd), period=period, mode=mode,
+                           thresholds=thresholds, actor="test")
+    return budget

@@ -458,7 +458,7 @@ def test_it_audits_inline_aliases_and_routes(console, alice, catalog):
 def test_it_audits_organizations_and_domains_created_in_the_console(console, alice, catalog):
     data = form_data(console.get(reverse("admin:orgs_organization_add")).content.decode(), "organization_form")
     data.update({
-        "slug": ["blogcraft"], "name": ["BlogCraft"], "monthly_budget_usd": ["250.00"],
+        "slug": ["blogcraft"], "name": ["BlogCraft"], "rpm_limit": ["600"],
         "domains-TOTAL_FORMS": ["1"], "domains-0-hostname": ["api.blogcraft.test"],
     })
 
@@ -468,7 +468,7 @@ def test_it_audits_organizations_and_domains_created_in_the_console(console, ali
     org = Organization.objects.get(slug="blogcraft")
     created = AuditLog.objects.get(action="create", object_type="orgs.Organization")
     assert (created.organization, created.actor) == (org, alice)
-    assert created.changes["monthly_budget_usd"] == "250.00"
+    assert created.changes["rpm_limit"] == 600
     domain = AuditLog.objects.get(action="create", object_type="orgs.VanityDomain")
     assert domain.object_repr == "api.blogcraft.test" and domain.organization == org
 

@@ -13,13 +13,14 @@ import struct
 import time
 import zlib
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import anthropic
 import openai
 import pytest
 
 from tests.fake_provider import ANTHROPIC_MESSAGES, OPENAI_CHAT, FakeResponse
+from tests.proxy_helpers import set_budget
 from tests.test_proxy_metering import _rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -106,10 +107,9 @@ def _send_concurrently(gateway, case: Dense, api_key: str | None = None) -> list
 @pytest.mark.parametrize("kind", ["one-letter words", "cjk", "emoji", "images"])
 def test_dense_prompts_racing_cannot_overshoot_a_hard_budget(gateway, alice_org, kind):
     case = _dense_cases()[kind]
-    budget = (case.real_cost() * 10).quantize(Decimal("0.0001"))  # room for ten of them, really
-    alice_org.monthly_budget_usd = budget
-    alice_org.budget_mode = "hard"
-    alice_org.save()
+    # Room for about ten of them, really (budgets are whole cents, as the old monthly field stored them).
+    budget = (case.real_cost() * 10).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    set_budget(alice_org, str(budget))
 
     outcomes = _send_concurrently(gateway, case)
 
@@ -151,9 +151,7 @@ def test_dense_prompts_racing_cannot_overshoot_a_tpm_limit(gateway, alice_org, k
 
 
 def _hard_budget(org, usd: str) -> None:
-    org.monthly_budget_usd = Decimal(usd)
-    org.budget_mode = "hard"
-    org.save()
+    set_budget(org, usd)
 
 
 def _worst_case(model_id: str, body: dict, max_output: int) -> Decimal:

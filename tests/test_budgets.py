@@ -11,15 +11,15 @@ import pytest
 from django.utils import timezone
 
 from tests.fake_provider import OPENAI_CHAT, FakeResponse
+from tests.proxy_helpers import set_budget
 from tests.test_proxy_metering import _rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _budget(org, usd: str, mode: str = "hard") -> None:
-    org.monthly_budget_usd = Decimal(usd)
-    org.budget_mode = mode
-    org.save()
+    # The organization's month budget (was Organization.monthly_budget_usd / budget_mode).
+    set_budget(org, usd, mode="soft" if mode == "alert" else mode)
 
 
 def _ask(client, **kwargs):
@@ -75,7 +75,7 @@ def test_concurrent_requests_cannot_overshoot_a_hard_budget(gateway, alice_org):
 
 
 def test_alert_mode_does_not_refuse(gateway, alice_org):
-    _budget(alice_org, "0.00001", mode="alert")
+    _budget(alice_org, "0.00", mode="alert")  # the old field stored "0.00001" as 0.00 too
     for _ in range(3):
         _ask(gateway.openai())
 
@@ -120,22 +120,24 @@ def test_spend_made_in_alert_mode_counts_once_the_budget_turns_hard(gateway, ali
     assert "is used up" in exc.value.message
 
 
-def test_a_reservation_never_settled_frees_itself(db, alice_org, monkeypatch):
+def test_a_reservation_never_settled_frees_itself(db, alice_org, alice_key, monkeypatch):
     import asyncio
 
-    from billing import budget
+    from billing import admission, budget
+    from orgs.selectors import _context_from_db
 
-    monkeypatch.setattr(budget, "RESERVATION_SECONDS", 0.3)
+    monkeypatch.setattr(admission, "RESERVATION_SECONDS", 0.3)
+    _budget(alice_org, "1.00")
+    key = _context_from_db(alice_key)
     now = timezone.now()
 
     def reserve():
-        return asyncio.run(budget.budget_reserve(
-            organization_id=alice_org.pk, budget_usd=Decimal("1.00"), amount=Decimal("0.60"), now=now))
+        return asyncio.run(admission.admit(key, started_at=now, prompt_tokens=10, worst_case=Decimal("0.60")))
 
-    assert reserve() is not None  # held by a gateway that then died: never settled
+    assert reserve().reservation_id  # held by a gateway that then died: never settled
     with pytest.raises(budget.OverBudget):
         reserve()
     import time
 
     time.sleep(0.4)
-    assert reserve() is not None
+    assert reserve().reservation_id

@@ -41,7 +41,8 @@ def test_it_creates_an_org(db):
 
     assert out.strip() == "Created organization reresume (ReResume)."
     org = Organization.objects.get(slug="reresume")
-    assert org.monthly_budget_usd == Decimal("250.00")
+    [budget] = org.budgets.all()  # a hard calendar-month budget (was Organization.monthly_budget_usd)
+    assert (budget.amount_usd, budget.period, budget.mode, budget.api_key) == (Decimal("250.00"), "month", "hard", None)
     assert sorted(d.hostname for d in org.domains.all()) == ["api.reresume.app", "api.reresume.test"]
     audit = AuditLog.objects.get(action="create", organization=org)
     assert audit.actor_label == "cli"

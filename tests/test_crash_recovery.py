@@ -20,6 +20,7 @@ from django.conf import settings
 
 from tests.fake_fixtures import point_catalog_at
 from tests.fake_provider import FakeResponse, OPENAI_CHAT
+from tests.proxy_helpers import set_budget
 from tests.test_production_server import BASE_DIR, _database_url, _free_port, _ledger
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -157,17 +158,17 @@ def test_a_stream_in_flight_at_sigkill_is_charged_its_worst_case_at_the_next_sta
 @needs_redis
 def test_with_redis_another_process_records_a_crashed_stream_and_frees_its_reservation(serve_env, alice_org):
     from billing import tasks
-    from billing.budget import _keys, month_of
+    from billing.budget import BudgetSlot
     from gateway_site.shared_state import shared_state
+    from orgs.selectors import _context_from_db
 
-    alice_org.monthly_budget_usd = Decimal("100")
-    alice_org.budget_mode = "hard"
-    alice_org.save()
+    set_budget(alice_org, "100")
     start, key, fake = serve_env
     server = start(REDIS_URL=settings.REDIS_URL)
     fake.enqueue(OPENAI_CHAT, FakeResponse(text=" ".join(f"w{i}" for i in range(60)), event_delay=0.2))
     _stream_in_background(server.url, key)
-    reserved_key = _keys(alice_org.id, month_of(time_now()))[1]
+    [rule] = _context_from_db(key).budgets
+    reserved_key = BudgetSlot.of(rule, time_now()).keys()[1]
     assert int(shared_state().get_sync(reserved_key)) > 0, "the stream holds a reservation"
     server.kill()
     deadline = time.monotonic() + 15  # the dead process's heartbeat lasts 2 s here

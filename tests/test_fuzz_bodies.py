@@ -15,7 +15,6 @@ import copy
 import json
 import os
 import tempfile
-from decimal import Decimal
 
 import httpx
 import pytest
@@ -171,10 +170,9 @@ def _mutate(data, body: dict) -> dict:
 def client(gateway, alice_org):
     """A key with a TPM limit, in an organization with a hard budget: every admission path runs."""
     from orgs.services import api_key_issue
+    from tests.proxy_helpers import set_budget
 
-    alice_org.monthly_budget_usd = Decimal("1000")
-    alice_org.budget_mode = "hard"
-    alice_org.save()
+    set_budget(alice_org, "1000")
     key = api_key_issue(organization=alice_org, label="fuzz", tpm_limit=10**9, rpm_limit=10**6).plaintext
     with httpx.Client(base_url=f"{gateway.url}/api/ai", timeout=30,
                       headers={"authorization": f"Bearer {key}", "content-type": "application/json"}) as http:

@@ -69,6 +69,8 @@ def test_it_answers_in_anthropic_format_on_the_messages_route(gateway, alice_org
 
 def test_it_refuses_requests_over_the_keys_tpm_once_tokens_are_used(gateway, alice_org):
     from ai_proxy.tokens import IMAGE_TOKENS_MAX, tokens_upper_bound
+    from billing.ratelimit import rate_limit_key
+    from billing.scopes import Scope
     from gateway_site.shared_state import shared_state
     from orgs.models import ApiKey
 
@@ -83,11 +85,11 @@ def test_it_refuses_requests_over_the_keys_tpm_once_tokens_are_used(gateway, ali
     client = gateway.openai(api_key=plaintext)
     reply = _ask(client, words).parse()
     used = reply.usage.total_tokens
-    window = int(time.time() // 60)
+    counter = rate_limit_key(Scope.key(key_id, alice_org.pk), "tokens", int(time.time() // 60))
     deadline = time.monotonic() + 5
-    while int(shared_state().get_sync(f"rl:tok:{key_id}:{window}") or 0) != used and time.monotonic() < deadline:
+    while int(shared_state().get_sync(counter) or 0) != used and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert int(shared_state().get_sync(f"rl:tok:{key_id}:{window}")) == used
+    assert int(shared_state().get_sync(counter)) == used
     assert used < tpm < used + bound, "the next prompt's bound no longer overflows this minute"
     with pytest.raises(openai.RateLimitError) as exc:
         _ask(client, words)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ import openai
 import pytest
 
 from tests.fake_fixtures import point_catalog_at
+from tests.proxy_helpers import set_budget
 from tests.server_helpers import REDIS_SERVER, free_port, poll, process_env, process_stop, redis_start, serve_start
 
 pytestmark = [
@@ -89,9 +89,7 @@ def _status(client: openai.OpenAI) -> int:
 
 
 def _hard_budget(org, usd: str) -> None:
-    org.monthly_budget_usd = Decimal(usd)
-    org.budget_mode = "hard"
-    org.save()
+    set_budget(org, usd)
 
 
 def test_a_key_revoked_during_the_outage_is_refused(start_served, alice_org):

@@ -17,14 +17,23 @@ def _usd(value: str) -> Decimal:
     return amount
 
 
+def _per_minute(option: str, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise CommandError(f"--{option} must be at least 1 (leave it out for no limit)")
+    return value
+
+
 class Command(BaseCommand):
-    help = "Create an organization (an app) with optional vanity domains and monthly budget."
+    help = ("Create an organization (an app) with optional vanity domains, a hard monthly budget (a Budget row: "
+            "see set_budget for other periods and modes) and rate limits across all its keys.")
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("slug")
         parser.add_argument("--name", required=True)
         parser.add_argument("--domain", action="append", default=[], help="Vanity hostname; repeatable.")
-        parser.add_argument("--monthly-budget", type=str, help="USD, e.g. 250.00")
+        parser.add_argument("--monthly-budget", type=str, help="USD, e.g. 250.00 (a hard calendar-month budget)")
+        parser.add_argument("--rpm", type=int, help="Requests per minute, all the organization's keys together.")
+        parser.add_argument("--tpm", type=int, help="Tokens per minute, all the organization's keys together.")
 
     def handle(self, *args, **opts) -> None:
         if Organization.objects.filter(slug=opts["slug"]).exists():
@@ -32,7 +41,8 @@ class Command(BaseCommand):
         budget = _usd(opts["monthly_budget"]) if opts["monthly_budget"] else None
         try:
             org = organization_create(
-                slug=opts["slug"], name=opts["name"], domains=opts["domain"], monthly_budget_usd=budget, actor="cli"
+                slug=opts["slug"], name=opts["name"], domains=opts["domain"], monthly_budget_usd=budget,
+                rpm_limit=_per_minute("rpm", opts["rpm"]), tpm_limit=_per_minute("tpm", opts["tpm"]), actor="cli",
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
