@@ -139,6 +139,7 @@ def budget_set(
     budget = (
         Budget.objects.select_for_update()
         .filter(organization=organization, api_key=api_key, period=period)
+        .order_by()  # Meta.ordering joins the key's table, which FOR UPDATE must not lock
         .first()
     )
     created = budget is None

@@ -21,7 +21,10 @@ from django.conf import settings
 from tests.fake_fixtures import point_catalog_at
 from tests.fake_provider import FakeResponse, OPENAI_CHAT
 from tests.proxy_helpers import set_budget
-from tests.test_production_server import BASE_DIR, _database_url, _free_port, _ledger
+from tests.server_helpers import BASE_DIR
+from tests.server_helpers import database_url as _database_url
+from tests.server_helpers import free_port as _free_port
+from tests.test_production_server import _ledger
 
 pytestmark = pytest.mark.django_db(transaction=True)
 needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
