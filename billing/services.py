@@ -147,7 +147,8 @@ def budget_set(
                                  "thresholds": budget.thresholds}
     if created:
         budget = Budget(organization=organization, api_key=api_key, period=period)
-    budget.amount_usd = amount_usd
+    cents = amount_usd.quantize(Decimal("0.01")) if amount_usd.is_finite() else amount_usd
+    budget.amount_usd = cents if cents == amount_usd else amount_usd  # "100" is $100.00; "1.005" is refused
     if mode is not None:
         budget.mode = mode
     if thresholds is not None:

@@ -66,6 +66,69 @@ def test_it_refuses_bad_orgs_with_a_clear_message(alice_org, args, message):
     assert VanityDomain.objects.count() == 1
 
 
+def test_it_creates_an_org_with_rate_limits(db):
+    run("create_org", "limited", "--name", "Limited", "--rpm", "600", "--tpm", "90000")
+
+    org = Organization.objects.get(slug="limited")
+    assert (org.rpm_limit, org.tpm_limit) == (600, 90000)
+    assert not org.budgets.exists()
+    assert AuditLog.objects.get(action="create", organization=org).changes["rpm_limit"] == 600
+
+
+def test_it_refuses_a_zero_rate_limit(db):
+    with pytest.raises(CommandError, match="--rpm must be at least 1"):
+        run("create_org", "limited", "--name", "Limited", "--rpm", "0")
+
+
+# --- set_budget ----------------------------------------------------------------------------
+
+
+def test_it_sets_and_updates_an_organization_budget(alice_org):
+    out = run("set_budget", "alice", "--amount", "100", "--period", "week", "--mode", "soft",
+              "--thresholds", "25,50,100")
+    assert out.strip() == "Created the week budget of organization alice: $100.00 (soft; alerts at 25,50,100%)."
+    out = run("set_budget", "alice", "--amount", "150.50", "--period", "week")
+    assert out.strip() == "Updated the week budget of organization alice: $150.50 (soft; alerts at 25,50,100%)."
+
+    [budget] = alice_org.budgets.all()
+    assert (budget.api_key, budget.period, budget.amount_usd, budget.mode) == (None, "week", Decimal("150.50"), "soft")
+    created, updated = AuditLog.objects.filter(action="set_budget").order_by("id")
+    assert created.actor_label == "cli" and created.changes["amount_usd"] == "100.00"
+    assert updated.changes == {"period": "week", "amount_usd": {"old": "100.00", "new": "150.50"}}
+
+
+def test_it_sets_a_key_budget_beside_the_organizations(alice_org, alice_key):
+    prefix = ApiKey.objects.get(organization=alice_org).prefix
+    run("set_budget", "alice", "--amount", "10")
+    out = run("set_budget", "alice", "--key", prefix, "--amount", "2.50", "--period", "day")
+
+    assert out.strip() == f"Created the day budget of key {prefix}: $2.50 (hard; alerts at 50,80,100%)."
+    assert sorted((b.scope, b.period, b.amount_usd) for b in alice_org.budgets.all()) == [
+        ("key", "day", Decimal("2.50")), ("organization", "month", Decimal("10.00"))]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nobody", "--amount", "5"], "No organization 'nobody'."),
+        (["alice", "--key", "dm_alice_prod_nothere", "--amount", "5"], "has no key with prefix 'dm_alice_prod_nothere'"),
+        (["alice", "--key", "CHARLIE", "--amount", "5"], "has no key with prefix"),
+        (["alice", "--amount", "lots"], "--amount must be an amount in USD, got 'lots'"),
+        (["alice", "--amount", "-1"], "--amount must be a non-negative amount in USD"),
+        (["alice", "--amount", "1.005"], "amount_usd: Ensure that there are no more than 2 decimal places."),
+        (["alice", "--amount", "5", "--thresholds", "50,eighty"], "--thresholds must be whole percentages"),
+        (["alice", "--amount", "5", "--thresholds", "0,50"], "thresholds: Each threshold is a percentage between 1 and 1000."),
+    ],
+    ids=["org", "key", "other-orgs-key", "amount", "negative", "cents", "thresholds", "zero-threshold"],
+)
+def test_it_refuses_bad_budgets_with_a_clear_message(alice_org, charlie_key, args, message):
+    charlie_prefix = ApiKey.objects.exclude(organization=alice_org).get().prefix
+    args = [charlie_prefix if a == "CHARLIE" else a for a in args]
+    with pytest.raises(CommandError, match=re.escape(message)):
+        run("set_budget", *args)
+    assert not alice_org.budgets.exists()
+
+
 # --- issue_key and revoke_key -------------------------------------------------------------
 
 

@@ -7,7 +7,9 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("orgs", "0003_organization_timezone"),
-        ("billing", "0003_budget"),
+        # After the latest billing migration, not just 0003 (which copied the fields into Budget rows): a
+        # migration test that goes back to any billing state then gets the fields back as well.
+        ("billing", "0005_usagerecord_lost_in_flight"),
     ]
 
     operations = [
