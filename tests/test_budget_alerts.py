@@ -307,7 +307,9 @@ def test_the_signal_delivers_on_the_background_thread_while_requests_go_on(gatew
 
     from billing.models import UsageRecord
 
-    budget = Budget.objects.create(organization=alice_org, amount_usd=D("0.01"), period="month", thresholds="100")
+    # Soft: the request path reads budgets now, and a hard one would refuse the request instead.
+    budget = Budget.objects.create(organization=alice_org, amount_usd=D("0.01"), period="month", thresholds="100",
+                                   mode="soft")
     spend(alice_org, "0.00999", datetime.now(UTC))  # the next request crosses 100%
     alerts.alert_channels_set(organization=alice_org, webhook_url=receiver.url, actor="test")
     receiver.hold = threading.Event()
