@@ -19,6 +19,17 @@ from billing.metering import ledger_connections_close, ledger_flush  # noqa: E40
 logger = logging.getLogger("gateway_site.asgi")
 
 
+def _periodic_start() -> None:
+    # Without a broker nothing runs beat: the hourly roll-ups the dashboards read run here.
+    from django.conf import settings
+
+    from billing.hourly_rollup import usage_rollup_hours
+
+    from .background import periodic_start
+
+    periodic_start("usage-rollup-hours", settings.GATEWAY_ROLLUP_SECONDS, usage_rollup_hours)
+
+
 async def application(scope, receive, send):
     if scope["type"] != "lifespan":
         await django_application(scope, receive, send)
@@ -26,6 +37,7 @@ async def application(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            _periodic_start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "orgs",
     "ai_proxy",
     "billing",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -160,6 +161,8 @@ CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Raw ledger rows older than this many days are deleted, only for days already rolled up.
 BILLING_LEDGER_RETENTION_DAYS = _typed("BILLING_LEDGER_RETENTION_DAYS", env.int, 90)
+# Seconds between hourly usage roll-ups by the gateway's own thread when there is no broker (0: off).
+GATEWAY_ROLLUP_SECONDS = _typed("GATEWAY_ROLLUP_SECONDS", env.float, 120.0)
 
 # Budget alerts. EMAIL_URL is django-environ's form (smtp+tls://user:password@smtp.example.com:587);
 # the default writes mail to the log instead of sending it, so nothing leaves by accident.
@@ -179,6 +182,9 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
