@@ -174,7 +174,11 @@ def usage_aggregate(
         group.append("hour")
     merged: dict[tuple, dict] = {}
     sums = {_T + k: v for k, v in _rollup_sums(histograms=histograms).items()}
-    for row in map(_renamed, rolled.values(*group).annotate(**sums).order_by()):
+    if group:
+        rolled_rows = rolled.values(*group).annotate(**sums).order_by()
+    else:  # values() without fields would mean every column: one aggregate row, if any rows
+        rolled_rows = [row for row in [rolled.aggregate(**sums)] if row[_T + "requests"]]
+    for row in map(_renamed, rolled_rows):
         if bucket == "day":
             row["bucket"] = row.pop("bucket_start").astimezone(tz).date()
         elif bucket == "hour":
