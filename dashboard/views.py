@@ -4,7 +4,6 @@ and ask panels for numbers. Staff see every organization; members their own only
 from __future__ import annotations
 
 import csv
-import json
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
@@ -67,7 +66,7 @@ def _page(request, template: str, viewer: Viewer, view: View, **context):
     start, end = view.window()
     context.update(viewer=viewer, view=view, window_start=start, window_end=end, now=timezone.now(),
                    presets=["24h", "7d", "30d", "90d"], tz_label=view.tz or "UTC")
-    context["charts_json"] = json.dumps(context.get("charts") or {})
+    context.setdefault("charts", {})
     return render(request, template, context)
 
 

@@ -19,3 +19,4 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 GATEWAY_CACHE_CHECK_SECONDS = 0.0  # tests see every change at once
 GATEWAY_ROLLUP_SECONDS = 0.0  # tests roll up when they mean to, not from a thread behind their back
+WHITENOISE_USE_FINDERS = True  # the dashboards' scripts straight from the apps, no collectstatic into var/

@@ -75,7 +75,8 @@
     draw("by_model", {
       type: "bar",
       data: { labels: data.by_model.labels, datasets: [{ label: "Spend (USD)", data: data.by_model.data, backgroundColor: "#417690" }] },
-      options: { indexAxis: "y", plugins: { legend: { display: false } } }
+      options: { indexAxis: "y", plugins: { legend: { display: false } },
+                 scales: { x: { beginAtZero: true, ticks: { callback: function (v) { return "$" + v; } } } } }
     }, function (ds, i) { return ledgerLink(data.by_model.filters[i], ""); });
   }
 })();
