@@ -31,8 +31,11 @@ def viewer_get(user) -> Viewer | None:
 
 
 def member_time_zone(user) -> str:
+    """A member's display time zone: their own, else their organization's, else UTC ("")."""
     membership = getattr(user, "org_membership", None)
-    return membership.time_zone if membership else ""
+    if membership is None:
+        return ""
+    return membership.time_zone or membership.organization.timezone or ""
 
 
 def organization_for(viewer: Viewer, slug: str) -> Organization:

@@ -144,7 +144,7 @@ def budget_spend(budgets: list[Budget], now: dt.datetime | None = None) -> list[
     now = now or timezone.now()
     by_window: dict[tuple, list[Budget]] = defaultdict(list)
     for budget in budgets:
-        tz = getattr(budget.organization, "time_zone", "") or ""
+        tz = budget.organization.timezone or ""
         w = window(budget.period, now, tz)
         by_window[(w.start, w.end, tz)].append(budget)
     out = []
@@ -180,16 +180,15 @@ def cooling_routes() -> list[dict] | None:
 
 
 def recent_alerts(organization: Organization | None = None, limit: int = 10) -> list | None:
-    """The last budget alerts, or None where this gateway has no alert records (yet)."""
+    """The last budget alerts, newest first; None where this gateway has no alert records."""
     try:
-        from billing.models import BudgetAlert  # arrives with budget alerts
-    except ImportError:
+        from billing.models import BudgetAlert
+    except ImportError:  # a gateway without budget alerts
         return None
-    alerts = BudgetAlert.objects.all()
+    alerts = BudgetAlert.objects.select_related("organization", "budget__api_key")
     if organization is not None:
-        alerts = alerts.filter(budget__organization=organization)
-    order = "-created_at" if any(f.name == "created_at" for f in BudgetAlert._meta.fields) else "-pk"
-    return list(alerts.select_related("budget__organization", "budget__api_key").order_by(order)[:limit])
+        alerts = alerts.filter(organization=organization)
+    return list(alerts.order_by("-created_at", "-pk")[:limit])
 
 
 def recent_ledger(organization: Organization | None, api_key: ApiKey | None = None, limit: int = 20):

@@ -14,20 +14,11 @@ from .api_handler import ApiASGIHandler, split_by_path  # noqa: E402
 
 django_application = split_by_path(site_application, ApiASGIHandler())
 
-from billing.metering import ledger_connections_close, ledger_flush  # noqa: E402  (needs the app registry ready)
+from billing.metering import (  # noqa: E402  (needs the app registry ready)
+    ledger_connections_close, ledger_flush, ledger_journal_close, ledger_start,
+)
 
 logger = logging.getLogger("gateway_site.asgi")
-
-
-def _periodic_start() -> None:
-    # Without a broker nothing runs beat: the hourly roll-ups the dashboards read run here.
-    from django.conf import settings
-
-    from billing.hourly_rollup import usage_rollup_hours
-
-    from .background import periodic_start
-
-    periodic_start("usage-rollup-hours", settings.GATEWAY_ROLLUP_SECONDS, usage_rollup_hours)
 
 
 async def application(scope, receive, send):
@@ -37,7 +28,12 @@ async def application(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            _periodic_start()
+            # Rows and requests in flight left by a process that died (SIGKILL, OOM) go to the
+            # ledger before this one serves.
+            await ledger_start()
+            from . import background
+
+            background.periodic_start()  # the embedded default's stand-in for beat (alert scans)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
@@ -46,6 +42,7 @@ async def application(scope, receive, send):
 
                 await metering_drain()
                 await ledger_flush()
+                ledger_journal_close()
                 ledger_connections_close()
                 from ai_proxy.upstream import upstream_close
 

@@ -184,3 +184,25 @@ def test_add_org_member_takes_the_password_from_the_environment(alice_org, clien
     User.objects.create_superuser("root", "r@example.com", "pw")
     with pytest.raises(Exception):
         manage("add_org_member", "alice", "root", env=env)
+
+
+@pytest.mark.django_db
+def test_the_last_alerts_panel_shows_budget_alerts(staff, bob, alice_org, alice_key, charlie_org, charlie_key):
+    from billing.alerts import budget_alerts_scan
+    from billing.metering import ledger_flush_sync
+
+    Budget.objects.create(organization=alice_org, amount_usd=D("0.01"), period="month", mode="soft")
+    Budget.objects.create(organization=charlie_org, amount_usd=D("0.01"), period="month", mode="soft")
+    record_at(alice_org, datetime.now(UTC), prompt_tokens=10_000_000)
+    record_at(charlie_org, datetime.now(UTC), prompt_tokens=10_000_000)
+    ledger_flush_sync()
+    assert budget_alerts_scan()
+    staff.logout()
+    staff.login(username="olivia", password="pw")
+    overview = staff.get("/dashboard/")
+    assert {a.organization.slug for a in overview.context["alerts"]} == {"alice", "charlie"}
+    assert "data-alert" in overview.content.decode()
+    staff.logout()
+    bob.login(username="bob", password="bob-pw")
+    mine = bob.get("/dashboard/orgs/alice/")
+    assert mine.context["alerts"] and {a.organization.slug for a in mine.context["alerts"]} == {"alice"}

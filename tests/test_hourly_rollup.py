@@ -101,14 +101,14 @@ def test_retention_rolls_hours_up_before_deleting_the_day(alice_org, alice_key, 
 
 @pytest.mark.django_db
 def test_the_migration_carries_pruned_days_over_at_midnight(alice_org, alice_key):
-    """Migration 0004: a pruned day's DailyUsage becomes hourly rows at 00:00 UTC; totals kept."""
+    """Migration 0006: a pruned day's DailyUsage becomes hourly rows at 00:00 UTC; totals kept."""
     from importlib import import_module
 
     day = utc_today() - timedelta(days=200)
     RollupDay.objects.create(day=day, rolled_up_at=datetime.now(UTC), pruned_at=datetime.now(UTC), ledger_rows=9)
     DailyUsage.objects.create(day=day, organization=alice_org, model_name="mock-echo", requests=9, error_requests=2,
                               prompt_tokens=900, completion_tokens=90, cost=D("1.2345678901"))
-    import_module("billing.migrations.0004_hourly_usage").daily_to_hourly(apps, None)
+    import_module("billing.migrations.0006_hourly_usage").daily_to_hourly(apps, None)
     rows = HourlyUsage.objects.filter(hour=hour_of(day, 0))
     assert {(r.status_class, r.requests) for r in rows} == {("2xx", 7), ("err", 2)}
     scope = UsageScope(start=hour_of(day, 0), end=hour_of(day + timedelta(days=1), 0), organization_id=alice_org.pk)

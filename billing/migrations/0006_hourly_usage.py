@@ -49,8 +49,8 @@ def hourly_back(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0003_budget'),
-        ('orgs', '0002_cache_version'),
+        ('billing', '0005_usagerecord_lost_in_flight'),
+        ('orgs', '0004_organization_member_staff_token'),
     ]
 
     operations = [

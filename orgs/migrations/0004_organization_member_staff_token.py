@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orgs', '0002_cache_version'),
+        ('orgs', '0003_organization_timezone'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
