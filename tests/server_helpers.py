@@ -105,3 +105,16 @@ def poll(predicate, timeout: float = 5.0, every: float = 0.1):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(every)
+
+
+def ledger_rows_wait(count: int, timeout: float = 15.0) -> list:
+    """Every ledger row, once there are at least `count` (or the timeout passed): a server
+    subprocess writes its rows a moment after answering."""
+    from billing.models import UsageRecord
+
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = list(UsageRecord.objects.order_by("created_at", "id"))
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)

@@ -20,7 +20,9 @@ from django.conf import settings
 
 from tests.fake_fixtures import point_catalog_at
 from tests.fake_provider import FakeResponse, OPENAI_CHAT
-from tests.test_production_server import BASE_DIR, _database_url, _free_port, _ledger
+from tests.server_helpers import BASE_DIR, ledger_rows_wait
+from tests.server_helpers import database_url as _database_url
+from tests.server_helpers import free_port as _free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL")
@@ -137,7 +139,7 @@ def test_completed_requests_survive_sigkill(serve_env, mode):
         assert _chat(server.url, key).status_code == 200
     server.kill()  # as soon as the 20 responses are in
     start(**env)  # the next start replays the dead process's journal (or drains Redis) before serving
-    rows = _ledger(20, timeout=10)
+    rows = ledger_rows_wait(20, timeout=10)
     assert len(rows) == 20 and all(row.status == 200 and not row.lost_in_flight for row in rows), [(r.request_id, r.status, r.lost_in_flight, r.error_type) for r in rows if r.status != 200]
     assert len({row.request_id for row in rows}) == 20
 
@@ -148,9 +150,9 @@ def test_a_stream_in_flight_at_sigkill_is_charged_its_worst_case_at_the_next_sta
     fake.enqueue(OPENAI_CHAT, FakeResponse(text=" ".join(f"w{i}" for i in range(60)), event_delay=0.2))
     _stream_in_background(server.url, key)
     server.kill()
-    assert _ledger(1, timeout=1) == [], "nothing was metered before the crash"
+    assert ledger_rows_wait(1, timeout=1) == [], "nothing was metered before the crash"
     start()
-    [row] = _ledger(1, timeout=10)
+    [row] = ledger_rows_wait(1, timeout=10)
     _assert_charged_worst_case(row)
 
 
@@ -174,7 +176,7 @@ def test_with_redis_another_process_records_a_crashed_stream_and_frees_its_reser
     rows = []
     while not rows and time.monotonic() < deadline:
         tasks.ledger_drain()  # the Celery task, as beat runs it
-        rows = _ledger(1, timeout=0.5)
+        rows = ledger_rows_wait(1, timeout=0.5)
     [row] = rows
     _assert_charged_worst_case(row)
     assert int(shared_state().get_sync(reserved_key)) == 0, "the reservation was settled, not left to expire"
@@ -213,5 +215,5 @@ def test_sigterm_drains_for_at_most_gateway_drain_seconds_then_the_stalled_strea
     assert time.monotonic() - t0 < 3 + 10
     # The worker was stopped mid-stream: its request is recorded lost in flight by the next start.
     start()
-    [row] = _ledger(1, timeout=10)
+    [row] = ledger_rows_wait(1, timeout=10)
     _assert_charged_worst_case(row)

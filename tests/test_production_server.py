@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ from django.conf import settings
 
 from tests.fake_fixtures import point_catalog_at
 from tests.fake_provider import OPENAI_CHAT, FakeResponse
-from tests.server_helpers import process_env, process_stop, serve_start
+from tests.server_helpers import ledger_rows_wait, process_env, process_stop, serve_start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,17 +23,6 @@ def served(fake_provider, monkeypatch, alice_key):
     url, proc = serve_start(process_env(REDIS_URL=settings.REDIS_URL))
     yield url, proc, alice_key, fake_provider
     process_stop(proc)
-
-
-def _ledger(count: int, timeout: float = 15.0):
-    from billing.models import UsageRecord
-
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = list(UsageRecord.objects.order_by("created_at", "id"))
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
 
 
 def test_a_graceful_shutdown_finishes_the_stream_and_records_it(served):
@@ -61,7 +49,7 @@ def test_a_graceful_shutdown_finishes_the_stream_and_records_it(served):
     assert proc.wait(timeout=30) == 0
     body = b"".join(received)
     assert body.endswith(b"data: [DONE]\n\n"), "the in-flight stream was allowed to finish"
-    [row] = _ledger(1)
+    [row] = ledger_rows_wait(1)
     assert row.status == 200 and row.streamed and not row.client_disconnected
     assert row.completion_tokens == 30 and row.tokens_estimated is False  # the fake's own count: 30 words
     assert row.cost > 0
@@ -77,6 +65,6 @@ def test_a_client_leaving_mid_stream_is_recorded_by_the_production_server(served
         for index, _ in enumerate(response.iter_raw()):
             if index >= 3:
                 break
-    [row] = _ledger(1)
+    [row] = ledger_rows_wait(1)
     assert row.client_disconnected is True and row.tokens_estimated is True and row.status == 499
     assert row.completion_tokens > 0 and row.cost > 0
