@@ -22,6 +22,8 @@ BEAT_SCHEDULE = {
     "billing-ledger-drain": {"task": "billing.tasks.ledger_drain", "schedule": 5.0},
     # Closed days into DailyUsage (idempotent; re-runs the latest day to pick up late rows).
     "billing-usage-rollup": {"task": "billing.tasks.usage_rollup", "schedule": 600.0},
+    # Closed hours into HourlyUsage: what the dashboards and the staff usage API read.
+    "billing-usage-rollup-hourly": {"task": "billing.tasks.usage_rollup_hourly", "schedule": 120.0},
     # Budget alerts fire even when no request signals them (a soft budget, a forecast).
     "billing-budget-alerts-scan": {"task": "billing.tasks.budget_alerts_scan", "schedule": 60.0},
     "billing-ledger-retention": {"task": "billing.tasks.ledger_retention", "schedule": crontab(hour=3, minute=17)},

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "orgs",
     "ai_proxy",
     "billing",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -179,6 +180,9 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
