@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import orjson
 
 from billing.budget import budget_settle, month_of
-from billing.metering import UsageEvent, usage_record
+from billing.inflight import inflight_begin, lost_row
+from billing.metering import UsageEvent, usage_record, usage_record_local
 from billing.pricing import cost_compute, prices_from_model
 from billing.ratelimit import rate_limit_settle
 
@@ -70,6 +72,7 @@ def _event(call: "ProxyCall") -> UsageEvent:
         prices=prices_from_model(call.model) if call.model else None,
         prompt_text=_prompt_text(call) if store else None,
         completion_text=call.completion_text if store else None,
+        in_flight=call.in_flight,
     )
 
 
@@ -95,6 +98,23 @@ def call_cost(call: "ProxyCall") -> Decimal | None:
         return None
 
 
+async def call_inflight_begin(call: "ProxyCall") -> None:
+    """Register the admitted request, with the row it leaves if this process dies before metering
+    it: charged `call.worst_case`, and settled against the budget like any metered request."""
+    key = call.key
+    settle = None
+    if key.monthly_budget_usd is not None:
+        reservation = call.reservation
+        settle = [key.organization_id, reservation.month if reservation else month_of(call.started_at),
+                  reservation.id if reservation else ""]
+    prompt_tokens, output_tokens = call.worst_tokens
+    event = replace(_event(call), prompt_tokens=prompt_tokens, completion_tokens=output_tokens)
+    try:
+        call.in_flight = await inflight_begin(lost_row(event, call.worst_case, settle))
+    except OSError as exc:  # the request is still metered when it ends; only crash cover is missing
+        logger.error("request %s not registered in flight: %s", call.request_id, exc)
+
+
 def call_meter(call: "ProxyCall") -> None:
     if call.metered:
         return  # exactly one ledger row (and one budget settle) per request, whichever path ends it
@@ -108,7 +128,13 @@ def call_meter(call: "ProxyCall") -> None:
     event = _event(call)
     call_observe(call, event, call_cost(call))  # metrics and the request's log line
     loop = asyncio.get_running_loop()
-    tasks = [loop.create_task(usage_record(event))]
+    try:
+        # In process memory (the embedded default): journaled before the response goes out.
+        recorded = usage_record_local(event) is not None
+    except Exception:
+        logger.exception("metering failed request_id=%s", call.request_id)  # never silent, never a 500
+        recorded = True
+    tasks = [] if recorded else [loop.create_task(usage_record(event))]
     if call.key is not None and call.key.tpm_limit and call.rate_limits is not None:
         usage = call.usage or {}
         tokens = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 import httpx
 import orjson
@@ -33,7 +34,7 @@ from .catalog import ModelEntry, RouteEntry, catalog_get
 from .chat_format import chat_request_max_output, chat_request_validate
 from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_request_validate
-from .metering import call_meter, call_cost
+from .metering import call_cost, call_inflight_begin, call_meter
 from .priced_options import priced_options_requested, routes_allowing
 from .routing import route_failed, route_succeeded, routes_for
 from .sse import SSEDecoder, SSEEvent
@@ -77,6 +78,9 @@ class ProxyCall:
     completion_text: str | None = None
     rate_limits: RateLimitStatus | None = None
     reservation: Reservation | None = None
+    worst_case: Decimal = Decimal(0)  # the most it can cost (see _worst_case)
+    worst_tokens: tuple[int, int] = (0, 0)  # the prompt and output token bounds behind it
+    in_flight: str = ""  # where it is registered in flight (billing.inflight)
     metered: bool = False
     relay_started: bool = False
     endpoint: str = ""  # the ledger's endpoint when it is not the client format (count_tokens)
@@ -251,20 +255,27 @@ def _max_output_sent(call: ProxyCall) -> tuple[int, int]:
     return chat_request_max_output(body) or call.model.max_output_tokens, body.get("n") or 1
 
 
-async def _reserve_budget(call: ProxyCall) -> Reservation | None:
-    key, model = call.key, call.model
-    if key.monthly_budget_usd is None or key.budget_mode != "hard":
-        return None
+def _worst_case(call: ProxyCall) -> None:
+    """The most this request can cost: reserved against a hard budget, and charged if the request
+    is lost in flight. The one place it is computed: an upper bound on the prompt (byte length,
+    images at their maximum) and the output exactly as the upstream will be asked for it."""
     max_output, choices = _max_output_sent(call)
-    worst = worst_case_cost(
-        prices=prices_from_model(model),
-        prompt_tokens=_prompt_tokens_bound(call),
-        max_output_tokens=max_output,
+    prompt_tokens = _prompt_tokens_bound(call)
+    call.worst_case = worst_case_cost(
+        prices=prices_from_model(call.model), prompt_tokens=prompt_tokens, max_output_tokens=max_output,
         choices=choices,
     )
+    call.worst_tokens = (prompt_tokens, max_output * max(choices, 1))
+
+
+async def _reserve_budget(call: ProxyCall) -> Reservation | None:
+    key = call.key
+    if key.monthly_budget_usd is None or key.budget_mode != "hard":
+        return None
     try:
         return await budget_reserve(
-            organization_id=key.organization_id, budget_usd=key.monthly_budget_usd, amount=worst, now=call.started_at
+            organization_id=key.organization_id, budget_usd=key.monthly_budget_usd, amount=call.worst_case,
+            now=call.started_at,
         )
     except OverBudget as exc:
         raise GatewayError(
@@ -618,7 +629,9 @@ async def proxy_handle(request: HttpRequest, client_format: str) -> HttpResponse
         options = priced_options_requested(call.body, request.headers, client_format)
         routes_allowing(options, list(call.model.routes), call.model)  # 400 before admission
         call.rate_limits = await _admit(call)
+        _worst_case(call)
         call.reservation = await _reserve_budget(call)
+        await call_inflight_begin(call)
         routes = routes_allowing(options, await routes_for(call.model), call.model)
         failures: list[_RouteFailed] = []
         for route in routes:

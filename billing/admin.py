@@ -11,8 +11,9 @@ from django.utils.functional import cached_property
 
 from ai_proxy.models import CatalogModel
 
-from .models import DailyUsage, RollupDay, UsageRecord
-from .selectors import USAGE_DATE_MAX, USAGE_DATE_MIN, usage_groups
+from .alerts import alert_channel_secret_rotate, alert_redeliver, money
+from .models import AlertChannel, AlertDelivery, Budget, BudgetAlert, DailyUsage, RollupDay, UsageRecord
+from .selectors import USAGE_DATE_MAX, USAGE_DATE_MIN, BudgetStatus, budget_statuses, usage_groups
 from .services import utc_today
 
 # The changelist shows "more than this many" instead of counting the whole ledger.
@@ -183,3 +184,135 @@ class RollupDayAdmin(ReadOnlyAdmin):
     list_display = ("day", "rolled_up_at", "ledger_rows", "pruned_at")
     date_hierarchy = "day"
 
+
+
+# --- budgets and alerts (shown on the organization page, orgs.admin) -------------------------
+
+
+class BudgetInline(admin.TabularInline):
+    """Edited on the organization page; its audited save (orgs.admin.AuditedModelAdmin) records
+    every change with the operator's name."""
+
+    model = Budget
+    extra = 0
+    fields = ("api_key", "amount_usd", "period", "mode", "thresholds")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "api_key":
+            # Only this organization's keys (the page's object id is in the URL).
+            from orgs.models import ApiKey
+
+            org_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+            kwargs["queryset"] = ApiKey.objects.filter(organization_id=org_id) if org_id else ApiKey.objects.none()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class AlertChannelInline(admin.TabularInline):
+    """A new webhook channel gets a signing secret on save, shown once on the page that follows."""
+
+    model = AlertChannel
+    extra = 0
+    fields = ("kind", "target", "enabled", "signing_secret", "created_at")
+    readonly_fields = ("signing_secret", "created_at")
+
+    @admin.display(description="signing secret")
+    def signing_secret(self, obj: AlertChannel) -> str:
+        if obj.kind != AlertChannel.Kind.WEBHOOK:
+            return "-"
+        return "set (rotate to see a new one)" if obj.secret else "none yet"
+
+
+def budget_status_text(statuses: list[BudgetStatus]) -> str:
+    """ "month: $3.20 of $10.00 (32.00%)" per budget, for the organization list."""
+    parts = []
+    for status in statuses:
+        percent = f"{status.percent_used}%" if status.percent_used is not None else "-"
+        parts.append(f"{status.budget.period}: ${money(status.spent)} of ${status.budget.amount_usd} ({percent})")
+    return "; ".join(parts) or "-"
+
+
+def organization_budget_statuses_for(organizations, now: dt.datetime) -> dict[int, list[BudgetStatus]]:
+    """Each listed organization's own budgets with this period's spend: two queries for the page
+    (the budgets, then one aggregate per distinct window), not one per row."""
+    budgets = (
+        Budget.objects.filter(organization__in=[o.pk for o in organizations], api_key__isnull=True)
+        .select_related("organization")
+        .order_by("organization_id", "period")
+    )
+    by_org: dict[int, list[BudgetStatus]] = {}
+    for status in budget_statuses(budgets, now):
+        by_org.setdefault(status.budget.organization_id, []).append(status)
+    return by_org
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "organization", "budget", "type", "threshold_percent", "spent_usd", "percent_used",
+                    "window_key")
+    list_select_related = ("organization", "budget__organization", "budget__api_key")
+    list_filter = ("type", "organization")
+    actions = ["redeliver"]
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Needed for the redeliver action; the fields themselves stay read-only.
+        return request.user.has_perm("billing.change_budgetalert")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    @admin.action(description="Redeliver selected alerts to every enabled channel", permissions=["change"])
+    def redeliver(self, request: HttpRequest, queryset) -> None:
+        queued = sum(alert_redeliver(alert=alert) for alert in queryset)
+        self.message_user(request, f"Queued {queued} delivery(ies).")
+
+
+@admin.register(AlertDelivery)
+class AlertDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "alert", "channel", "attempt", "status", "response_code", "error")
+    list_select_related = ("alert", "channel")
+    list_filter = ("status",)
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(admin.ModelAdmin):
+    list_display = ("organization", "kind", "target", "enabled", "created_at")
+    list_select_related = ("organization",)
+    list_filter = ("kind", "enabled")
+    actions = ["rotate_secret"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # added on the organization page, where a new webhook's secret is shown once
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("organization", "kind", "created_at")
+
+    def save_model(self, request, obj, form, change) -> None:
+        from orgs.admin import form_changes
+        from orgs.services import audit_record
+
+        before = type(obj)._default_manager.filter(pk=obj.pk).first() if change else None
+        changes = form_changes(form, before)
+        super().save_model(request, obj, form, change)
+        if changes:
+            audit_record(actor=request.user, action="change", obj=obj, organization=obj.organization, changes=changes)
+
+    @admin.action(description="Rotate the signing secret of selected webhooks (shown once)", permissions=["change"])
+    def rotate_secret(self, request: HttpRequest, queryset):
+        items = [
+            (channel, alert_channel_secret_rotate(channel=channel, actor=request.user))
+            for channel in queryset.filter(kind=AlertChannel.Kind.WEBHOOK).select_related("organization")
+        ]
+        return webhook_secrets_shown_once(request, self.admin_site, items)
+
+
+def webhook_secrets_shown_once(request: HttpRequest, admin_site, items: list[tuple[AlertChannel, str]]):
+    """The page that shows new webhook signing secrets, once: rendered as the response to the POST
+    that made them, never stored in the session or a message, never cached."""
+    from django.template.response import TemplateResponse
+    from django.utils.cache import add_never_cache_headers
+
+    context = {**admin_site.each_context(request), "opts": AlertChannel._meta, "title": "Webhook signing secret",
+               "items": items}
+    response = TemplateResponse(request, "admin/billing/alertchannel/secret_shown_once.html", context)
+    add_never_cache_headers(response)
+    return response

@@ -266,3 +266,16 @@ async def budget_settle(*, organization_id: int, month: str, cost: Decimal, rese
         # The reservation frees itself at its deadline; the spend is reloaded from the ledger
         # when the cached figure is next dropped.
         state_outage.failed(exc, "settling budget")
+
+
+def budget_settle_sync(*, organization_id: int, month: str, cost: Decimal, reservation_id: str) -> None:
+    """budget_settle for sync callers: a request lost in flight, settled by whoever found it."""
+    keys = _keys(organization_id, month)
+    cost_units = to_units(cost)
+    try:
+        shared_state().script_sync(
+            _SETTLE_LUA, keys, [reservation_id, cost_units, _KEEP_SECONDS],
+            local=lambda memory: _local_settle(memory, keys, reservation_id, cost_units),
+        )
+    except STATE_ERRORS as exc:
+        state_outage.failed(exc, "settling budget")

@@ -9,7 +9,10 @@
   replayed are never billed twice.
 - Without Redis (the embedded single-process default) it is an in-process deque flushed every
   FLUSH_SECONDS or FLUSH_ROWS rows, and at shutdown (the ASGI lifespan hook in gateway_site.asgi,
-  plus an atexit fallback).
+  plus an atexit fallback). Every row is first appended to this process's write-ahead journal
+  (billing.journal), so a SIGKILL loses none: the next process to start replays it.
+Requests admitted but not yet metered are registered too (billing.inflight), so a process that
+dies mid-request still leaves a row for each, flagged lost in flight.
 If Redis is unreachable, rows fall back to the in-process buffer rather than being dropped.
 """
 
@@ -19,6 +22,7 @@ import asyncio
 import atexit
 import ipaddress
 import logging
+import os
 import threading
 import time
 import uuid
@@ -99,6 +103,8 @@ class UsageEvent:
     prices: Prices | None = None
     prompt_text: str | None = None  # only when the organization's store_content is on
     completion_text: str | None = None
+    lost_in_flight: bool = False
+    in_flight: str = ""  # where the request was registered in flight ("redis", "journal" or "")
 
 
 # Rows not yet in the database (memory mode, or Redis unreachable). deque appends are thread-safe.
@@ -114,6 +120,29 @@ _flushers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> Ta
 _wakeups: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> asyncio.Event
 _redis_down_until = 0.0
 _last_stale_check = 0.0
+_journals: dict[int, Any] = {}  # pid -> this process's Journal (a forked child opens its own)
+
+
+def _journal(*, create: bool = True):
+    from .journal import Journal, journal_dir
+
+    journal = _journals.get(os.getpid())
+    if journal is None and create:
+        journal = _journals[os.getpid()] = Journal(journal_dir())
+    return journal
+
+
+def _buffer_put(row: dict[str, Any]) -> None:
+    """Journal the row, then buffer it: from here on a crash cannot lose it."""
+    try:
+        journal = _journal()
+    except OSError as exc:  # an unwritable journal directory must not cost the row
+        logger.error("ledger journal unavailable (%s); row %s is in memory only", exc, row["request_id"])
+        _buffer.append(row)
+        return
+    with journal.lock:
+        journal.row(row["request_id"], _encode(row) + b"\n")
+        _buffer.append(row)
 
 
 def _row(event: UsageEvent, cost: Decimal) -> dict[str, Any]:
@@ -150,6 +179,7 @@ def _row(event: UsageEvent, cost: Decimal) -> dict[str, Any]:
         "client_disconnected": event.client_disconnected,
         "prompt_text": event.prompt_text,
         "completion_text": event.completion_text,
+        "lost_in_flight": event.lost_in_flight,
     }
 
 
@@ -205,12 +235,37 @@ async def usage_record(event: UsageEvent) -> Decimal:
         import redis
 
         try:
-            await _async_redis().rpush(LEDGER_KEY, _encode(row))
+            if event.in_flight == "redis":
+                from .inflight import OPEN_PREFIX, process_id
+
+                # The row and the end of the in-flight entry in one MULTI: never both, never neither.
+                async with _async_redis().pipeline(transaction=True) as pipe:
+                    pipe.rpush(LEDGER_KEY, _encode(row))
+                    pipe.hdel(OPEN_PREFIX + process_id(), event.request_id)
+                    await pipe.execute()
+            else:
+                await _async_redis().rpush(LEDGER_KEY, _encode(row))
+            if event.in_flight == "journal":
+                journal = _journal()
+                with journal.lock:
+                    journal.end(event.request_id)
         except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
             _redis_failed(exc)
-            _buffer.append(row)
+            _buffer_put(row)
     else:
-        _buffer.append(row)
+        _buffer_put(row)
+    _flusher_ensure()
+    return cost
+
+
+def usage_record_local(event: UsageEvent) -> Decimal | None:
+    """Journal and buffer the row right now when it goes to process memory (so a response the
+    client has is never lost to a crash a moment later); None when it goes to Redis (then
+    `await usage_record(event)`)."""
+    if _redis_usable():
+        return None
+    cost = _cost(event)
+    _buffer_put(_row(event, cost))
     _flusher_ensure()
     return cost
 
@@ -227,7 +282,7 @@ def usage_record_sync(event: UsageEvent) -> Decimal:
             return cost
         except (redis.RedisError, OSError) as exc:
             _redis_failed(exc)
-    _buffer.append(row)
+    _buffer_put(row)
     return cost
 
 
@@ -245,6 +300,8 @@ def _flusher_ensure() -> None:
 
 
 async def _flusher_run(wakeup: asyncio.Event) -> None:
+    from .inflight import inflight_heartbeat
+
     failures = 0
     while True:
         try:
@@ -253,7 +310,10 @@ async def _flusher_run(wakeup: asyncio.Event) -> None:
             pass
         wakeup.clear()
         try:
-            await sync_to_async(_drain, thread_sensitive=False, executor=_drain_executor)(max_batches=20)
+            # On the event loop, not the drain thread: a slow database must not make this
+            # process look dead to its peers.
+            await inflight_heartbeat()
+            await sync_to_async(_drain, thread_sensitive=False, executor=_drain_executor)(max_batches=20, recover=True)
             failures = 0
         except Exception:
             # Rows stay buffered (or go back to Redis); back off so a database outage isn't a log flood.
@@ -265,12 +325,20 @@ async def _flusher_run(wakeup: asyncio.Event) -> None:
 # --- draining into the database -------------------------------------------------------------
 
 
-def _drain(*, max_batches: int | None = None) -> int:
-    """Write buffered rows (memory, then Redis) to the database. Returns rows handled."""
+def _drain(*, max_batches: int | None = None, recover: bool = False) -> int:
+    """Write buffered rows (memory, then Redis) to the database. Returns rows handled.
+    `recover`: also write what dead processes left (their journals, their requests in flight)."""
     if not connection.in_atomic_block:
         close_old_connections()  # a flusher thread must not keep reusing a connection that died
     handled = 0
     error: Exception | None = None
+    if recover:
+        from .inflight import inflight_recover_sync
+
+        try:
+            handled += inflight_recover_sync()
+        except Exception as exc:
+            error = exc
     with _write_lock:
         try:
             handled += _drain_memory(max_batches)
@@ -292,6 +360,9 @@ def _drain(*, max_batches: int | None = None) -> int:
 
 
 def _drain_memory(max_batches: int | None) -> int:
+    journal = _journal(create=False)
+    if journal is not None:
+        journal.rotate_if_big(_buffer)
     handled = batches = 0
     while _buffer and (max_batches is None or batches < max_batches):
         batch = []
@@ -304,6 +375,10 @@ def _drain_memory(max_batches: int | None) -> int:
             raise
         handled += len(batch)
         batches += 1
+        if journal is not None:
+            journal.committed(len(batch), _buffer)
+    if journal is not None:
+        journal.committed(0, _buffer)
     return handled
 
 
@@ -354,7 +429,8 @@ _MONEY = ("cost", "input_price", "output_price", "cache_read_price", "cache_writ
 def _instance(row: dict[str, Any]):
     from .models import UsageRecord
 
-    data = dict(row)
+    # Keys starting with "_" are bookkeeping (billing.journal, billing.inflight), not columns.
+    data = {name: value for name, value in row.items() if not name.startswith("_")}
     created = data["created_at"]
     data["created_at"] = datetime.fromisoformat(created) if isinstance(created, str) else created
     for name in _MONEY:
@@ -536,9 +612,42 @@ def ledger_connections_close() -> None:
 
 def ledger_drain_sync(*, max_batches: int | None = 200) -> int:
     """One drain pass for the Celery task: bounded, so a huge backlog is spread over runs."""
+    from .inflight import inflight_recover_sync
+
     if settings.REDIS_URL:
         _requeue_stale(_sync_redis(), force=True)
-    return _drain(max_batches=max_batches)
+    if not connection.in_atomic_block:
+        close_old_connections()
+    recovered = inflight_recover_sync(force=True)  # a dead gateway's requests in flight and journal
+    return recovered + _drain(max_batches=max_batches)
+
+
+def ledger_recover_sync() -> int:
+    """At start-up: write what dead processes left (their journals, their requests in flight)."""
+    from .inflight import inflight_recover_sync
+
+    if not connection.in_atomic_block:
+        close_old_connections()
+    return inflight_recover_sync(force=True)
+
+
+async def ledger_start() -> None:
+    """Lifespan start-up: recover what dead processes left, then keep the background task running
+    (it also watches for peers that die)."""
+    try:
+        recovered = await sync_to_async(ledger_recover_sync, thread_sensitive=False, executor=_drain_executor)()
+        if recovered:
+            logger.warning("ledger: %d rows recovered from processes that stopped without a shutdown", recovered)
+    except Exception:
+        logger.exception("ledger: recovery at start-up failed; the background task retries")
+    _flusher_ensure()
+
+
+def ledger_journal_close() -> None:
+    """After the last flush of a clean shutdown: this process's journal has nothing left to replay."""
+    journal = _journal(create=False)
+    if journal is not None and journal.close():
+        _journals.pop(os.getpid(), None)  # a row recorded after this opens a new one
 
 
 def ledger_pending_sync() -> int:
@@ -554,9 +663,11 @@ def _flush_at_exit() -> None:
     # Last resort for a process that exits without the ASGI lifespan shutdown (memory mode only:
     # Redis-buffered rows survive the process anyway).
     if not _buffer:
+        ledger_journal_close()
         return
     try:
         with _write_lock:
             _drain_memory(None)
+        ledger_journal_close()
     except Exception:
         logger.exception("ledger: %d usage rows could not be written at exit", len(_buffer))

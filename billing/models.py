@@ -56,6 +56,9 @@ class UsageRecord(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     client_disconnected = models.BooleanField(default=False)
+    # Written for a request whose gateway process died before metering it (billing.inflight):
+    # status 0, charged its reserved worst case, tokens estimated.
+    lost_in_flight = models.BooleanField(default=False, help_text="The gateway died mid-request; charged the worst case.")
     prompt_text = models.TextField(null=True, blank=True)
     completion_text = models.TextField(null=True, blank=True)
 
@@ -211,3 +214,131 @@ class Budget(models.Model):
 
         if self.api_key_id and self.organization_id and self.api_key.organization_id != self.organization_id:
             raise ValidationError({"api_key": "This key belongs to another organization."})
+
+
+class AlertChannel(models.Model):
+    """Where an organization's budget alerts go: an email address, a Slack-compatible incoming
+    webhook, or a JSON webhook signed with `secret` (Standard Webhooks; billing.alert_channels)."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email"
+        SLACK = "slack", "Slack-compatible webhook"
+        WEBHOOK = "webhook", "Signed JSON webhook"
+
+    organization = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="alert_channels")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    target = models.CharField(max_length=500, help_text="An email address, or the URL to post to.")
+    # The whsec_ signing key of a webhook channel; empty for the other kinds. Shown once, when
+    # the channel is created or its secret rotated.
+    secret = models.CharField(max_length=100, blank=True, editable=False)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization", "kind", "target"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "kind", "target"], name="alert_channel_unique_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.target}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.kind == self.Kind.WEBHOOK and not self.secret:
+            from .alert_channels.webhook import secret_new
+
+            self.secret = secret_new()
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+        from django.core.validators import URLValidator, validate_email
+
+        try:
+            if self.kind == self.Kind.EMAIL:
+                validate_email(self.target)
+            else:
+                URLValidator(schemes=["http", "https"])(self.target)
+        except ValidationError:
+            raise ValidationError(
+                {"target": "Enter an email address." if self.kind == self.Kind.EMAIL else "Enter an http(s) URL."}
+            ) from None
+
+
+class BudgetAlert(models.Model):
+    """One alert: a budget crossed a threshold (or was forecast to be exceeded) in one period window.
+
+    The unique constraints are what make an alert fire exactly once, however many processes
+    evaluate the same budget at the same moment: the row is inserted first, and only the process
+    whose insert succeeded delivers it.
+    """
+
+    class Type(models.TextChoices):
+        THRESHOLD_CROSSED = "budget.threshold_crossed", "Threshold crossed"
+        EXCEEDED = "budget.exceeded", "Budget exceeded"
+        FORECAST_EXCEEDED = "budget.forecast_exceeded", "Forecast to exceed"
+
+    organization = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="budget_alerts")
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    type = models.CharField(max_length=40, choices=Type.choices)
+    # Empty for a forecast; crossing 100% and the first hard refusal share the 100 slot.
+    threshold_percent = models.PositiveSmallIntegerField(null=True, blank=True)
+    period_start = models.DateTimeField(null=True, blank=True)  # null for a "total" budget
+    period_end = models.DateTimeField(null=True, blank=True)
+    window_key = models.CharField(max_length=20, help_text="The period window (billing.periods.PeriodWindow.key).")
+    spent_usd = models.DecimalField(**COST_FIELD)
+    budget_usd = models.DecimalField(max_digits=14, decimal_places=2)
+    percent_used = models.DecimalField(max_digits=12, decimal_places=2)
+    projected_spend_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    # Exactly what every channel receives (the signed webhook's body), built once at creation.
+    payload = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["budget", "threshold_percent", "window_key"],
+                condition=~models.Q(type="budget.forecast_exceeded"), name="budget_alert_once_per_threshold",
+            ),
+            models.UniqueConstraint(
+                fields=["budget", "window_key"],
+                condition=models.Q(type="budget.forecast_exceeded"), name="budget_alert_forecast_once",
+            ),
+        ]
+        indexes = [
+            # The organization page's alert history, newest first.
+            models.Index(fields=["organization", "-created_at"], name="budget_alert_org_created"),
+        ]
+
+    def __str__(self) -> str:
+        what = f"{self.threshold_percent}%" if self.threshold_percent is not None else "forecast"
+        return f"{self.type} {what} {self.window_key}"
+
+
+class AlertDelivery(models.Model):
+    """One attempt to send one alert to one channel (the delivery log)."""
+
+    class Status(models.TextChoices):
+        DELIVERED = "delivered", "Delivered"
+        RETRYING = "retrying", "Failed; will retry"
+        FAILED = "failed", "Failed; gave up"
+
+    alert = models.ForeignKey(BudgetAlert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(AlertChannel, null=True, on_delete=models.SET_NULL, related_name="deliveries")
+    attempt = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "alert deliveries"
+        indexes = [
+            # Attempts of one alert to one channel (the next attempt number, the alert's log).
+            models.Index(fields=["alert", "channel"], name="alert_delivery_alert_channel"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} {self.status}"

@@ -15,6 +15,8 @@ from django.db.models import BigIntegerField, Count, F, FloatField, Func, Q, Que
 from django.db.models.functions import Cast, TruncDate
 
 from .models import DailyUsage, RollupDay, UsageRecord
+from .periods import PeriodWindow
+from .periods import window as period_window
 from .pricing import COST_PLACES
 
 UTC = dt.timezone.utc
@@ -197,3 +199,85 @@ def usage_summary(*, organization_id: int, from_date: dt.date, to_date: dt.date)
         "by_day": [{"date": day.isoformat(), **bucket} for day, bucket in sorted(by_day.items())],
         "by_key": by_key,
     }
+
+
+# --- budget spend ----------------------------------------------------------------------------
+
+
+def budget_window(budget, now: dt.datetime) -> PeriodWindow:
+    """The budget's current period window, in its organization's time zone (UTC when unset)."""
+    return period_window(budget.period, now, budget.organization.timezone)
+
+
+def budget_spend(budget, window: PeriodWindow) -> Decimal:
+    """What the budget's scope spent in the window, from the ledger (Decimal dollars)."""
+    return budget_spends([(budget, window)])[budget.pk]
+
+
+def budget_spends(pairs: list[tuple]) -> dict[int, Decimal]:
+    """Spend of many (budget, window) pairs: {budget id: Decimal}, in one aggregate query per
+    distinct window and scope kind (a handful however many budgets), never one per budget.
+
+    The ledger is the truth; only for days whose raw rows retention already deleted (a "total"
+    budget older than BILLING_LEDGER_RETENTION_DAYS) the day's roll-up stands in for them.
+    """
+    groups: dict[tuple, list] = {}
+    for budget, window in pairs:
+        groups.setdefault((window.start, window.end, bool(budget.api_key_id)), []).append(budget)
+    pruned = list(RollupDay.objects.filter(pruned_at__isnull=False).values_list("day", flat=True)) if pairs else []
+    spends: dict[int, Decimal] = {}
+    for (start, end, by_key), budgets in groups.items():
+        column = "api_key_id" if by_key else "organization_id"
+        ids = {getattr(b, column) for b in budgets}
+        ledger = UsageRecord.objects.filter(**{f"{column}__in": ids})
+        if start is not None:
+            ledger = ledger.filter(created_at__gte=start, created_at__lt=end)
+        totals = {
+            row[column]: cost_value(row["total"])
+            for row in ledger.values(column).annotate(total=cost_sum("cost")).order_by()
+        }
+        days = [d for d in pruned if start is None or start <= day_start(d) < end]
+        if days:
+            daily = DailyUsage.objects.filter(**{f"{column}__in": ids}, day__in=days)
+            for row in daily.values(column).annotate(total=cost_sum("cost")).order_by():
+                totals[row[column]] = totals.get(row[column], cost_value(None)) + cost_value(row["total"])
+        for budget in budgets:
+            spends[budget.pk] = totals.get(getattr(budget, column), cost_value(None))
+    return spends
+
+
+def percent_of(spent: Decimal, amount: Decimal) -> Decimal | None:
+    """Percent of the amount used, 2 places; None for a zero budget (any spend is infinitely over)."""
+    if amount <= 0:
+        return None
+    return (spent * 100 / amount).quantize(Decimal("0.01"))
+
+
+@dataclass
+class BudgetStatus:
+    budget: object  # billing.models.Budget
+    window: PeriodWindow
+    spent: Decimal
+    percent_used: Decimal | None
+
+
+def budget_statuses(budgets, now: dt.datetime) -> list[BudgetStatus]:
+    """Each budget with its current window and spend (budgets with organization and api_key
+    selected: their zone and key prefix are read)."""
+    budgets = list(budgets)
+    windows = {b.pk: budget_window(b, now) for b in budgets}
+    spends = budget_spends([(b, windows[b.pk]) for b in budgets])
+    return [BudgetStatus(b, windows[b.pk], spends[b.pk], percent_of(spends[b.pk], b.amount_usd)) for b in budgets]
+
+
+def organization_budget_statuses(*, organization_id: int, now: dt.datetime) -> list[BudgetStatus]:
+    """Every budget of one organization (its own and its keys'), with spend this period."""
+    from .models import Budget
+
+    budgets = (
+        Budget.objects.filter(organization_id=organization_id)
+        .select_related("organization", "api_key")
+        # The organization's own first, then its keys', on every backend (NULLs sort apart).
+        .order_by(F("api_key__prefix").asc(nulls_first=True), "period")
+    )
+    return budget_statuses(budgets, now)

@@ -6,6 +6,7 @@ import logging
 import re
 
 from django.db import connection
+from django.utils import timezone
 from rest_framework.response import Response
 
 from gateway_site.api_views import ApiView
@@ -14,7 +15,7 @@ from ai_proxy.errors import GatewayError, raise_for_drf
 
 from .metering import ledger_flush_sync
 from .renderers import ExactDecimalJSONRenderer
-from .selectors import USAGE_DATE_MAX, USAGE_DATE_MIN, usage_summary
+from .selectors import USAGE_DATE_MAX, USAGE_DATE_MIN, BudgetStatus, organization_budget_statuses, usage_summary
 from .services import utc_today
 
 # Ledger batches (metering.BATCH_ROWS rows each, per buffer) a /usage request may write first.
@@ -45,12 +46,28 @@ def _month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
 logger = logging.getLogger(__name__)
 
 
+def _budget_json(status: BudgetStatus) -> dict:
+    budget, window = status.budget, status.window
+    return {
+        "scope": budget.scope,
+        "key_prefix": budget.api_key.prefix if budget.api_key_id else None,
+        "period": budget.period,
+        "mode": budget.mode,
+        "amount": budget.amount_usd,
+        "spent": status.spent,
+        "percent_used": status.percent_used,
+        "period_start": window.start.isoformat() if window.start else None,
+        "resets_at": window.end.isoformat() if window.end else None,
+    }
+
+
 class UsageApi(ApiView):
     """GET /api/ai/usage?from_date=&to_date=: the caller's organization's usage, dates inclusive (UTC).
 
     With neither date, the current month. A missing from_date starts at the first of to_date's
     month; a missing to_date ends on the last day of from_date's month or the current month,
-    whichever is later.
+    whichever is later. `budgets` lists the organization's budgets (its own and its keys') with
+    what was spent in their current period, whatever the dates asked for.
     """
 
     renderer_classes = [ExactDecimalJSONRenderer]
@@ -86,5 +103,9 @@ class UsageApi(ApiView):
                 "to_date": to_date.isoformat(),
                 "currency": "USD",
                 **summary,
+                "budgets": [
+                    _budget_json(s)
+                    for s in organization_budget_statuses(organization_id=ctx.organization_id, now=timezone.now())
+                ],
             }
         )

@@ -14,7 +14,9 @@ from .api_handler import ApiASGIHandler, split_by_path  # noqa: E402
 
 django_application = split_by_path(site_application, ApiASGIHandler())
 
-from billing.metering import ledger_connections_close, ledger_flush  # noqa: E402  (needs the app registry ready)
+from billing.metering import (  # noqa: E402  (needs the app registry ready)
+    ledger_connections_close, ledger_flush, ledger_journal_close, ledger_start,
+)
 
 logger = logging.getLogger("gateway_site.asgi")
 
@@ -26,6 +28,12 @@ async def application(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            # Rows and requests in flight left by a process that died (SIGKILL, OOM) go to the
+            # ledger before this one serves.
+            await ledger_start()
+            from . import background
+
+            background.periodic_start()  # the embedded default's stand-in for beat (alert scans)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
@@ -34,6 +42,7 @@ async def application(scope, receive, send):
 
                 await metering_drain()
                 await ledger_flush()
+                ledger_journal_close()
                 ledger_connections_close()
                 from ai_proxy.upstream import upstream_close
 

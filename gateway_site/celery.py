@@ -23,6 +23,8 @@ BEAT_SCHEDULE = {
     "billing-ledger-drain": {"task": "billing.tasks.ledger_drain", "schedule": 5.0},
     # Closed days into DailyUsage (idempotent; re-runs the latest day to pick up late rows).
     "billing-usage-rollup": {"task": "billing.tasks.usage_rollup", "schedule": 600.0},
+    # Budget alerts fire even when no request signals them (a soft budget, a forecast).
+    "billing-budget-alerts-scan": {"task": "billing.tasks.budget_alerts_scan", "schedule": 60.0},
     "billing-ledger-retention": {"task": "billing.tasks.ledger_retention", "schedule": crontab(hour=3, minute=17)},
     # Proof that beat schedules and a worker runs: /api/ai/health shows when it last ran.
     "health-beat-heartbeat": {"task": "ai_proxy.tasks.beat_heartbeat", "schedule": 15.0},

@@ -239,6 +239,18 @@ GATEWAY_UPSTREAM_MAX_CONNECTIONS = _typed("GATEWAY_UPSTREAM_MAX_CONNECTIONS", en
 # While Redis is unreachable hard budgets cannot be held: requests of hard-budget organizations
 # get 503 (retryable). 1 lets them through unreserved instead (availability over the budget).
 GATEWAY_BUDGET_FAIL_OPEN = _strict_bool("GATEWAY_BUDGET_FAIL_OPEN", False)
+# On SIGTERM each worker stops accepting and lets requests in flight (streams) finish for up to
+# this many seconds, then is stopped; what it could not finish is recorded lost in flight.
+GATEWAY_DRAIN_SECONDS = _typed("GATEWAY_DRAIN_SECONDS", env.int, 120)
+if not 1 <= GATEWAY_DRAIN_SECONDS <= 1800:
+    raise ImproperlyConfigured("Environment variable GATEWAY_DRAIN_SECONDS is malformed: expected 1 to 1800 seconds")
+# A gateway process silent this long is presumed dead: another process (or the Celery ledger
+# drain) records its requests in flight as lost, charged their worst case.
+BILLING_INFLIGHT_TTL_SECONDS = _typed("BILLING_INFLIGHT_TTL_SECONDS", env.float, 30.0)
+if BILLING_INFLIGHT_TTL_SECONDS < 1:
+    raise ImproperlyConfigured("Environment variable BILLING_INFLIGHT_TTL_SECONDS is malformed: expected at least 1 second")
+# Write-ahead journals of ledger rows buffered in process memory (one subdirectory per database).
+BILLING_JOURNAL_DIR = _typed("BILLING_JOURNAL_DIR", env.str, str(VAR_DIR / "journal"))
 
 # Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated; empty: none).
 # The default is loopback: nginx on the same machine, as in deploy/. See gateway_site/client_ip.py.

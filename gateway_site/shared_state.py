@@ -192,6 +192,18 @@ class SharedState:
         return await script(keys=[_PREFIX + k for k in keys], args=args)
 
     # --- sync, for admin, commands and signals ---------------------------------------------
+    def script_sync(self, lua: str, keys: list[str], args: list, *, local):
+        """`script` for sync callers (the ledger's drain thread, Celery)."""
+        if self._memory is not None:
+            with self._memory._lock_reentrant():
+                return local(self._memory)
+        client = self._sync()
+        scripts = client.__dict__.setdefault("_gateway_scripts", {})
+        script = scripts.get(lua)
+        if script is None:
+            script = scripts[lua] = client.register_script(lua)
+        return script(keys=[_PREFIX + k for k in keys], args=args)
+
     def get_sync(self, key: str) -> str | None:
         if self._memory is not None:
             value = self._memory.get(key)

@@ -16,6 +16,17 @@ hostname_validator = RegexValidator(
 )
 
 
+def timezone_validate(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    from billing.periods import zone
+
+    try:
+        zone(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 class Organization(models.Model):
     class BudgetMode(models.TextChoices):
         HARD = "hard", "Hard limit (requests refused)"
@@ -36,6 +47,13 @@ class Organization(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # Budget periods (days, weeks, months) start at local midnight in this zone. Declared after
+    # the fields above: in the class body this name hides django.utils.timezone. A database
+    # default too, so code that predates the column (a rolling deploy) can still insert rows.
+    timezone = models.CharField(
+        max_length=64, blank=True, default="", db_default="", validators=[timezone_validate],
+        help_text="IANA time zone for budget periods, e.g. Europe/Berlin; empty means UTC.",
+    )
 
     class Meta:
         ordering = ["slug"]

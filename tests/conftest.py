@@ -137,6 +137,9 @@ def pytest_sessionfinish(session, exitstatus):
 
     from django.conf import settings
 
+    import shutil
+
+    shutil.rmtree(settings.BILLING_JOURNAL_DIR, ignore_errors=True)
     name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
     if name:
         for suffix in ("-wal", "-shm", "-journal"):

@@ -53,6 +53,10 @@ def test_it_starts_with_good_settings(project):
         ("GATEWAY_MAX_BODY_BYTES", "20MB"),
         ("GATEWAY_BUDGET_FAIL_OPEN", "sometimes"),
         ("DB_CONN_MAX_AGE", "forever"),
+        ("GATEWAY_DRAIN_SECONDS", "2m"),
+        ("GATEWAY_DRAIN_SECONDS", "0"),
+        ("BILLING_INFLIGHT_TTL_SECONDS", "half a minute"),
+        ("BILLING_INFLIGHT_TTL_SECONDS", "0"),
     ],
 )
 def test_it_refuses_a_malformed_variable_and_names_it(project, name, value):

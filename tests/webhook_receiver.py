@@ -21,6 +21,8 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     # Status codes to answer with, in order; 200 once they run out.
     script: list[int] = field(default_factory=list)
+    # When set, every request waits until it is set before being answered (a slow receiver).
+    hold: threading.Event | None = None
 
 
 def receiver_start() -> tuple[Receiver, ThreadingHTTPServer]:
@@ -31,6 +33,8 @@ def receiver_start() -> tuple[Receiver, ThreadingHTTPServer]:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
             receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            if receiver.hold is not None:
+                receiver.hold.wait(30)
             status = receiver.script.pop(0) if receiver.script else 200
             self.send_response(status)
             self.send_header("content-type", "text/plain")

@@ -37,6 +37,11 @@ class Command(BaseCommand):
             # (backlog / workers = 1024) would queue the rest.
             "--backlog", "4096",
             "--backpressure", "4096",
+            # SIGTERM: stop accepting, let requests in flight finish for GATEWAY_DRAIN_SECONDS,
+            # then stop the worker (what it could not finish is recorded lost in flight).
+            "--workers-kill-timeout", str(settings.GATEWAY_DRAIN_SECONDS),
+            # A worker that dies (OOM, SIGKILL) is replaced instead of taking the instance down.
+            "--respawn-failed-workers",
             "--log-level", "warning",
             "gateway_site.asgi:application",
         ]
