@@ -9,6 +9,7 @@ starts is stopped when the test ends, whatever happened.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -102,6 +103,7 @@ def cluster(tmp_path, fake_provider, monkeypatch):
         GATEWAY_DRAIN_SECONDS="60",
         STOP_WAIT_SECONDS="30",
         LOG_FORMAT="json",
+        ALERT_WEBHOOK_ALLOW_PRIVATE="1",  # the alert receiver is on loopback
     )
     cluster = Cluster(run_dir, env)
     try:
@@ -137,7 +139,10 @@ def _stream_openai(client: openai.OpenAI, text: str) -> tuple[str, str]:
 
 
 def test_the_cluster_end_to_end(cluster, fake_provider, alice_org, alice_key, charlie_org, charlie_key):
-    from billing.models import DailyUsage, UsageRecord
+    from billing.alert_channels.webhook import secret_new
+    from billing.models import AlertChannel, Budget, DailyUsage, UsageRecord
+    from billing.tasks import budget_alerts_scan
+    from tests.webhook_receiver import receiver_start
     from orgs.models import VanityDomain
     from orgs.services import api_key_issue, organization_create
 
@@ -146,6 +151,9 @@ def test_the_cluster_end_to_end(cluster, fake_provider, alice_org, alice_key, ch
     bob.monthly_budget_usd, bob.budget_mode = Decimal("0.05"), "hard"
     bob.save()
     bob_key = api_key_issue(organization=bob, label="bob", actor="test").plaintext
+    Budget.objects.create(organization=bob, amount_usd=Decimal("0.05"), period="month", mode="hard", thresholds="50")
+    receiver, receiver_server = receiver_start()
+    AlertChannel.objects.create(organization=bob, kind="webhook", target=receiver.url, secret=secret_new())
     limited_key = api_key_issue(organization=alice_org, label="limited", rpm_limit=3, actor="test").plaintext
     sent: set[str] = set()  # request ids of every metered request: one ledger row each
     unauthenticated = 0  # refused before a key was accepted: counted in /metrics, no ledger row
@@ -283,6 +291,16 @@ def test_the_cluster_end_to_end(cluster, fake_provider, alice_org, alice_key, ch
     rolled = poll(lambda: sum(DailyUsage.objects.filter(day=yesterday, organization=alice_org)
                               .values_list("requests", flat=True)) == expected, timeout=20)
     assert rolled, "the worker rolled up yesterday's ledger rows"
+
+    # --- the worker delivers bob's budget alert (over 50% used) once, however often it scans
+    budget_alerts_scan.apply_async()
+    assert poll(lambda: len(receiver.requests) >= 1, timeout=20), "the budget alert was delivered"
+    budget_alerts_scan.apply_async()
+    time.sleep(3)
+    receiver_server.shutdown()
+    assert len(receiver.requests) == 1
+    alert = json.loads(receiver.requests[0].body)
+    assert alert["organization"] == "bob" and receiver.requests[0].headers.get("webhook-signature")
 
     # --- beat schedules the heartbeat, a worker runs it, health shows it
     beat = poll(lambda: httpx.get(f"{cluster.url}/api/ai/health").json()["celery_beat"]["status"] == "ok", timeout=30)
