@@ -54,8 +54,21 @@ ALERT_DELIVERIES = Counter("gateway_alert_deliveries", "Budget alert deliveries,
 IN_FLIGHT = Gauge("gateway_requests_in_flight", "API requests being handled now.", multiprocess_mode="livesum")
 OPEN_STREAMS = Gauge("gateway_open_streams", "Streaming responses being sent now.", multiprocess_mode="livesum")
 
+_children: dict[tuple, object] = {}
+
+
+def _child(metric, *labels: str):
+    """metric.labels(*labels), remembered: labels() costs more than the update itself."""
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 _REFUSAL_REASONS = {"rate_limit_exceeded": "rate_limit", "budget_exceeded": "budget"}
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+_TOKEN_KINDS = tuple((kind, f"{kind}_tokens") for kind in ("prompt", "completion", "cache_read", "cache_write"))
 
 
 def request_observe(
@@ -63,24 +76,24 @@ def request_observe(
     ttft_ms: int | None, organization: str = "", tokens: dict | None = None, cost: Decimal | None = None,
 ) -> None:
     """One finished proxy request. `model` must be a catalog id (or "unknown"), never client text."""
-    REQUESTS.labels(endpoint, model, provider, _STATUS_CLASSES.get(status // 100, "other")).inc()
-    REQUEST_SECONDS.labels(endpoint).observe(latency_ms / 1000)
+    _child(REQUESTS, endpoint, model, provider, _STATUS_CLASSES.get(status // 100, "other")).inc()
+    _child(REQUEST_SECONDS, endpoint).observe(latency_ms / 1000)
     if ttft_ms is not None:
-        TTFT_SECONDS.labels(endpoint).observe(ttft_ms / 1000)
+        _child(TTFT_SECONDS, endpoint).observe(ttft_ms / 1000)
     reason = _REFUSAL_REASONS.get(error_type)
     if reason is not None:
-        REFUSALS.labels(reason).inc()
+        _child(REFUSALS, reason).inc()
     if organization and tokens:
-        for kind in ("prompt", "completion", "cache_read", "cache_write"):
-            count = tokens.get(f"{kind}_tokens", 0)
+        for kind, field in _TOKEN_KINDS:
+            count = tokens.get(field, 0)
             if count:
-                TOKENS.labels(organization, model, kind).inc(count)
+                _child(TOKENS, organization, model, kind).inc(count)
     if organization and cost:
-        COST.labels(organization, model).inc(float(cost))
+        _child(COST, organization, model).inc(float(cost))
 
 
 def upstream_observe(provider: str, seconds: float) -> None:
-    UPSTREAM_SECONDS.labels(provider).observe(seconds)
+    _child(UPSTREAM_SECONDS, provider).observe(seconds)
 
 
 def route_failure_count(provider: str, route_id: int) -> None:

@@ -103,6 +103,7 @@ def cluster(tmp_path, fake_provider, monkeypatch):
         GATEWAY_DRAIN_SECONDS="60",
         STOP_WAIT_SECONDS="30",
         LOG_FORMAT="json",
+        GATEWAY_REQUEST_LOG="1",  # into the cluster's log files
         ALERT_WEBHOOK_ALLOW_PRIVATE="1",  # the alert receiver is on loopback
     )
     cluster = Cluster(run_dir, env)
