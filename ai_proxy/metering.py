@@ -20,6 +20,7 @@ from billing.metering import UsageEvent, usage_record, usage_record_local
 from billing.pricing import cost_compute, prices_from_model
 from billing.ratelimit import rate_limit_settle
 
+from .observe import call_observe
 from .priced_options import web_searches_billed
 from .unauthenticated import unauthenticated_count
 
@@ -122,8 +123,10 @@ def call_meter(call: "ProxyCall") -> None:
         # Refused before a key was accepted: no organization to bill, and a flood of these must
         # not fill the ledger. Counted for metrics and a rate-limited log line instead.
         unauthenticated_count(call.error_type or "client_disconnected")
+        call_observe(call, None, None)
         return
     event = _event(call)
+    call_observe(call, event, call_cost(call))  # metrics and the request's log line
     loop = asyncio.get_running_loop()
     try:
         # In process memory (the embedded default): journaled before the response goes out.

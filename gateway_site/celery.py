@@ -9,6 +9,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 
@@ -27,7 +28,20 @@ BEAT_SCHEDULE = {
     # Budget alerts fire even when no request signals them (a soft budget, a forecast).
     "billing-budget-alerts-scan": {"task": "billing.tasks.budget_alerts_scan", "schedule": 60.0},
     "billing-ledger-retention": {"task": "billing.tasks.ledger_retention", "schedule": crontab(hour=3, minute=17)},
+    # Proof that beat schedules and a worker runs: /api/ai/health shows when it last ran.
+    "health-beat-heartbeat": {"task": "ai_proxy.tasks.beat_heartbeat", "schedule": 15.0},
 }
+
+
+@setup_logging.connect
+def _django_logging(**kwargs) -> None:
+    # Connected, Celery leaves logging alone: its lines use settings.LOGGING (LOG_FORMAT) like
+    # the gateway's, instead of Celery's own format.
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
 
 
 @app.on_after_configure.connect

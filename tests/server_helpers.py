@@ -36,7 +36,9 @@ def free_port() -> int:
 
 def process_env(**overrides: str) -> dict[str, str]:
     """This environment pointed at the test database, plus `overrides`."""
-    return {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "test-only", "DEBUG": "0", **overrides}
+    # No line per request: tests read these processes' stderr through a pipe they may never drain.
+    return {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "test-only", "DEBUG": "0",
+            "GATEWAY_REQUEST_LOG": "0", **overrides}
 
 
 def serve_start(env: dict[str, str], *, workers: int | None = None, stderr=subprocess.PIPE) -> tuple[str, subprocess.Popen]:
