@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 19000
 
-.PHONY: run test bench venv cluster cluster-stop
+.PHONY: run test bench bench-dashboard venv cluster cluster-stop
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ test: venv
 
 bench: venv var/env
 	$(PY) -m tests.bench.run $(ARGS)
+
+# A year of hourly roll-ups (about 5 million rows) in PostgreSQL and the time of each dashboard page.
+bench-dashboard: venv
+	$(PY) -m tests.bench.dashboard $(ARGS)
 
 # The production topology locally (deploy/cluster.sh): nginx on 127.0.0.1:$(CLUSTER_PORT) in front
 # of instances on 19000 and 19002, a Celery worker and beat, on this machine's PostgreSQL and Redis.

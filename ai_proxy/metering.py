@@ -19,6 +19,7 @@ from billing.inflight import inflight_begin, lost_row
 from billing.metering import UsageEvent, usage_record_local
 from billing.pricing import cost_compute, prices_from_model
 
+from .observe import call_observe
 from .priced_options import web_searches_billed
 from .unauthenticated import unauthenticated_count
 
@@ -116,8 +117,10 @@ def call_meter(call: "ProxyCall") -> None:
         # Refused before a key was accepted: no organization to bill, and a flood of these must
         # not fill the ledger. Counted for metrics and a rate-limited log line instead.
         unauthenticated_count(call.error_type or "client_disconnected")
+        call_observe(call, None, None)
         return
     event = _event(call)
+    call_observe(call, event, call_cost(call))  # metrics and the request's log line
     loop = asyncio.get_running_loop()
     try:
         # In process memory (the embedded default): journaled before the response goes out.

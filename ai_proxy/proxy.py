@@ -27,6 +27,8 @@ from billing.admission import Admission, admit
 from billing.budget import BudgetUnavailable, OverBudget, worst_case_cost
 from billing.pricing import prices_from_model
 from billing.ratelimit import RateLimited, RateLimitStatus
+from gateway_site.client_ip import client_ip
+from gateway_site.metrics import route_failover_count
 from orgs.selectors import KeyContext, domain_organization_get, key_context_get, presented_key
 
 from .catalog import ModelEntry, RouteEntry, catalog_get
@@ -89,7 +91,7 @@ class ProxyCall:
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return client_ip(request.META)  # X-Forwarded-For only from GATEWAY_TRUSTED_PROXIES
 
 
 def _dialect(route: RouteEntry) -> str:
@@ -622,6 +624,8 @@ async def proxy_handle(request: HttpRequest, client_format: str) -> HttpResponse
         routes = routes_allowing(options, await routes_for(call.model), call.model)
         failures: list[_RouteFailed] = []
         for route in routes:
+            if failures:  # moving on from the route that just failed
+                route_failover_count(call.route.provider.name, call.route.id)
             call.route = route
             try:
                 response = await _attempt(call, route, request)

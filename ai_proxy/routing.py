@@ -15,6 +15,7 @@ from itertools import groupby
 
 from django.conf import settings
 
+from gateway_site.metrics import route_cooldown_count, route_failure_count
 from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
 
 from .catalog import ModelEntry, RouteEntry
@@ -77,10 +78,12 @@ async def routes_for(model: ModelEntry) -> list[RouteEntry]:
 async def route_failed(route: RouteEntry) -> None:
     state = shared_state()
     _failing.add(route.id)
+    route_failure_count(route.provider.name, route.id)
     try:
         failures = await state.incr(f"route:fail:{route.id}", ttl=_FAILURE_WINDOW_SECONDS)
         if failures >= settings.GATEWAY_COOLDOWN_FAILURES:
             await state.set(f"route:cool:{route.id}", "1", ttl=settings.GATEWAY_COOLDOWN_SECONDS)
+            route_cooldown_count(route.provider.name, route.id)
             await state.delete(f"route:fail:{route.id}")
             _cooldown_seen[route.id] = (True, time.monotonic())
     except STATE_ERRORS as exc:

@@ -9,6 +9,7 @@ so it travels exactly the same code path as a real provider, with no network.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from typing import Any
 
@@ -16,6 +17,8 @@ import httpx
 import orjson
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
+
+from gateway_site.metrics import upstream_observe
 
 from .catalog import RouteEntry
 from .mock_provider import mock_handler
@@ -102,7 +105,10 @@ async def upstream_send(
         headers=upstream_headers(route, client_headers if route.provider.kind == "anthropic" else None),
         timeout=timeout,
     )
-    return await client.send(request, stream=stream)
+    started = time.perf_counter()
+    response = await client.send(request, stream=stream)
+    upstream_observe(route.provider.name, time.perf_counter() - started)
+    return response
 
 
 def provider_error_message(status: int, raw: bytes) -> str:

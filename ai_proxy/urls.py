@@ -4,6 +4,8 @@ from . import proxy_views, views
 
 urlpatterns = [
     path("health", views.HealthApi.as_view(), name="health"),
+    path("health/live", views.HealthLiveApi.as_view(), name="health-live"),
+    path("health/ready", views.HealthReadyApi.as_view(), name="health-ready"),
     path("models", views.ModelListApi.as_view(), name="models"),
     path("models/<path:model_id>", views.ModelDetailApi.as_view(), name="model-detail"),
     path("chat/completions", proxy_views.chat_completions, name="chat-completions"),

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from django.db import connection
 from django.utils import timezone
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from gateway_site.api_views import ApiView
 
-from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
-
 from .catalog import ModelEntry, catalog_get_sync
 from .errors import GatewayError, raise_for_drf
+from .health import beat_status, cache_check, database_check, instance_draining, routes_cooling
 
 
 def _price(value) -> str | None:
@@ -69,28 +67,15 @@ class ModelDetailApi(ApiView):
 
 
 class HealthApi(ApiView):
-    """For load balancers: 200 "healthy" when this instance can serve, else 503 "unhealthy"
-    (the database is down, or Redis is configured and unreachable)."""
+    """For load balancers and operators: 200 "healthy" when this instance can serve, else 503
+    "unhealthy" (the database is down, or Redis is configured and unreachable). The detail also
+    shows provider secrets, routes in cool-down and Celery's last beat (informative only)."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
     def get(self, request):
-        checks: dict[str, object] = {}
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-            checks["database"] = "ok"
-        except Exception as exc:  # any driver error means "down" here
-            checks["database"] = f"error: {type(exc).__name__}"
-        try:
-            shared_state().ping_sync()
-            checks["cache"] = "ok"
-            state_outage.succeeded()
-        except Exception as exc:
-            checks["cache"] = f"error: {type(exc).__name__}"
-            if isinstance(exc, STATE_ERRORS):
-                state_outage.failed(exc, "answering a health check")
+        checks: dict[str, object] = {"database": database_check(), "cache": cache_check()}
         providers = {}
         if checks["database"] == "ok":
             try:
@@ -100,8 +85,10 @@ class HealthApi(ApiView):
                     name: ("ok" if not p.needs_secret or p.secret() else f"missing secret: set {p.api_key_env}")
                     for name, p in sorted(seen.items())
                 }
+                checks["routes_cooling_down"] = routes_cooling() if checks["cache"] == "ok" else []
             except Exception as exc:
                 checks["catalog"] = f"error: {type(exc).__name__}"
+        checks["celery_beat"] = beat_status() if checks["cache"] == "ok" else {"status": "unknown", "last_beat": None}
         healthy = checks["database"] == "ok" and checks["cache"] == "ok"
         body = {
             "status": "healthy" if healthy else "unhealthy",
@@ -110,3 +97,33 @@ class HealthApi(ApiView):
             "timestamp": timezone.now().isoformat(),
         }
         return Response(body, status=200 if healthy else 503)
+
+
+class HealthLiveApi(ApiView):
+    """Liveness: the process answers. No dependency is checked (a database outage must not get
+    every instance restarted)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        return Response({"status": "alive", "timestamp": timezone.now().isoformat()})
+
+
+class HealthReadyApi(ApiView):
+    """Readiness: 200 "ready" when this instance should get new requests; 503 "draining" after
+    SIGTERM (see ai_proxy.health), 503 "unavailable" when the database or Redis is down."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        now = timezone.now().isoformat()
+        if instance_draining():
+            response = Response({"status": "draining", "timestamp": now}, status=503)
+            response._has_been_logged = True  # expected while stopping: not an error line per poll
+            return response
+        checks = {"database": database_check(), "cache": cache_check()}
+        ready = all(value == "ok" for value in checks.values())
+        return Response({"status": "ready" if ready else "unavailable", **checks, "timestamp": now},
+                        status=200 if ready else 503)

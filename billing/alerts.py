@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from gateway_site import background
+from gateway_site.metrics import alert_delivery_count
 
 from .alert_channels import TRANSPORTS, DeliveryOutcome
 from .alert_channels.webhook import secret_new
@@ -240,6 +241,7 @@ def alert_delivery_attempt(*, alert_id: int, channel_id: int, tries: int = 1) ->
         status = AlertDelivery.Status.RETRYING
     else:
         status = AlertDelivery.Status.FAILED
+    alert_delivery_count(channel.kind, status)  # metrics: gateway_alert_deliveries_total
     number = AlertDelivery.objects.filter(alert=alert, channel=channel).count() + 1
     return AlertDelivery.objects.create(
         alert=alert, channel=channel, attempt=number, status=status, response_code=outcome.status_code,

@@ -519,6 +519,17 @@ def _rolled_up_days_mark_dirty(records: list) -> None:
     days = {day for day in (r.created_at.astimezone(UTC).date() for r in records) if day < today}
     if days:
         RollupDay.objects.filter(day__in=days, pruned_at__isnull=True, dirty=False).update(dirty=True)
+    _rolled_up_hours_mark_dirty(records)
+
+
+def _rolled_up_hours_mark_dirty(records: list) -> None:
+    """The same for closed hours (HourlyUsage): the next hourly pass rolls them up again."""
+    from .models import RollupHour
+
+    current = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = {h for h in (r.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0) for r in records) if h < current}
+    if hours:
+        RollupHour.objects.filter(hour__in=hours, pruned_at__isnull=True, dirty=False).update(dirty=True)
 
 
 def _insert_rows_apart_on_data_error(records: list, rows: list[dict[str, Any]]) -> None:

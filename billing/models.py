@@ -342,3 +342,100 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.attempt} {self.status}"
+
+
+# --- hourly roll-ups (dashboards, staff usage API) -----------------------------------------
+
+
+class HourlyUsage(models.Model):
+    """The ledger summed per UTC hour, organization, key, model, provider, endpoint and status class.
+
+    What the dashboards and the staff usage API read. Days are derived from hours at query time in
+    the reader's time zone, so a total never depends on it. Latency and TTFT are fixed-bucket
+    histograms (billing.histograms) so percentiles can be computed over any set of rows. Rows
+    converted from DailyUsage for days whose ledger was already pruned sit at 00:00 UTC with an
+    unknown provider/endpoint and empty histograms (migration 0006).
+    """
+
+    class StatusClass(models.TextChoices):
+        OK = "2xx", "Success"
+        CLIENT = "4xx", "Client error"
+        LIMITED = "429", "Rate or budget limited"
+        SERVER = "5xx", "Provider or server error"
+        # Migrated daily roll-ups counted errors without their status.
+        ERROR = "err", "Error (class unknown)"
+
+    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    organization = models.ForeignKey(
+        "orgs.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="hourly_usage"
+    )
+    api_key = models.ForeignKey("orgs.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model_name = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=60, blank=True)
+    endpoint = models.CharField(max_length=20, blank=True)
+    status_class = models.CharField(max_length=3, choices=StatusClass.choices)
+    requests = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(**ROLLUP_COST_FIELD)
+    latency_ms_sum = models.BigIntegerField(default=0)
+    # Histogram counts (bounds in billing.histograms.BOUNDS_MS; b11 is everything slower).
+    latency_b0 = models.PositiveIntegerField(default=0)
+    latency_b1 = models.PositiveIntegerField(default=0)
+    latency_b2 = models.PositiveIntegerField(default=0)
+    latency_b3 = models.PositiveIntegerField(default=0)
+    latency_b4 = models.PositiveIntegerField(default=0)
+    latency_b5 = models.PositiveIntegerField(default=0)
+    latency_b6 = models.PositiveIntegerField(default=0)
+    latency_b7 = models.PositiveIntegerField(default=0)
+    latency_b8 = models.PositiveIntegerField(default=0)
+    latency_b9 = models.PositiveIntegerField(default=0)
+    latency_b10 = models.PositiveIntegerField(default=0)
+    latency_b11 = models.PositiveIntegerField(default=0)
+    # Only requests that streamed a first token are counted here.
+    ttft_b0 = models.PositiveIntegerField(default=0)
+    ttft_b1 = models.PositiveIntegerField(default=0)
+    ttft_b2 = models.PositiveIntegerField(default=0)
+    ttft_b3 = models.PositiveIntegerField(default=0)
+    ttft_b4 = models.PositiveIntegerField(default=0)
+    ttft_b5 = models.PositiveIntegerField(default=0)
+    ttft_b6 = models.PositiveIntegerField(default=0)
+    ttft_b7 = models.PositiveIntegerField(default=0)
+    ttft_b8 = models.PositiveIntegerField(default=0)
+    ttft_b9 = models.PositiveIntegerField(default=0)
+    ttft_b10 = models.PositiveIntegerField(default=0)
+    ttft_b11 = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-hour"]
+        verbose_name = "hourly usage"
+        verbose_name_plural = "hourly usage"
+        indexes = [
+            # Every staff page: all organizations over a range of hours; the roll-up replaces an hour.
+            models.Index(fields=["hour"], name="hourly_usage_hour"),
+            # An organization's page, its members' view, budget gauges.
+            models.Index(fields=["organization", "hour"], name="hourly_usage_org_hour"),
+            # A key's page and key budgets.
+            models.Index(fields=["api_key", "hour"], name="hourly_usage_key_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.organization_id} {self.model_name} {self.status_class}"
+
+
+class RollupHour(models.Model):
+    """Which UTC hours are in HourlyUsage; the hourly twin of RollupDay (same dirty/pruned rules)."""
+
+    hour = models.DateTimeField(unique=True)
+    rolled_up_at = models.DateTimeField()
+    ledger_rows = models.PositiveIntegerField(default=0)
+    pruned_at = models.DateTimeField(null=True, blank=True)
+    dirty = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-hour"]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00}"

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from .hourly_rollup import usage_hours_mark_pruned, usage_rollup_hours_of_day
 from .models import Budget, DailyUsage, RollupDay, UsageRecord
 from .selectors import day_start, ledger_groups
 
@@ -107,12 +108,15 @@ def ledger_retention_apply(*, today: dt.date | None = None) -> int:
     deleted = 0
     # A dirty day waits for its re-roll: its late rows must reach DailyUsage before they go.
     for marker in RollupDay.objects.filter(day__lt=cutoff, pruned_at__isnull=True, dirty=False).order_by("day"):
+        # The dashboards read hours: the day's hours reach HourlyUsage before its rows go.
+        usage_rollup_hours_of_day(day=marker.day)
         with transaction.atomic():
             # Lock the marker so a concurrent roll-up of this day can't interleave with the delete.
             RollupDay.objects.select_for_update().filter(pk=marker.pk).first()
             start, end = day_start(marker.day), day_start(marker.day + dt.timedelta(days=1))
             count, _ = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end).delete()
             RollupDay.objects.filter(pk=marker.pk).update(pruned_at=timezone.now())
+            usage_hours_mark_pruned(day=marker.day)
         deleted += count
     return deleted
 

@@ -10,6 +10,7 @@ import datetime as dt
 
 from celery import shared_task
 
+from .hourly_rollup import usage_rollup_hours
 from .metering import ledger_drain_sync, ledger_flush_sync
 from .services import ledger_retention_apply, usage_rollup_day, usage_rollup_due
 
@@ -31,6 +32,12 @@ def usage_rollup(day: str | None = None) -> int:
 def ledger_retention() -> int:
     """Delete raw ledger rows past BILLING_LEDGER_RETENTION_DAYS whose days are rolled up."""
     return ledger_retention_apply()
+
+
+@shared_task(ignore_result=True)
+def usage_rollup_hourly() -> int:
+    """Roll every due closed UTC hour into HourlyUsage (the dashboards' source). Returns rows written."""
+    return usage_rollup_hours()
 
 
 @shared_task(ignore_result=True)

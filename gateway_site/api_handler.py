@@ -23,6 +23,7 @@ from django.core.exceptions import RequestAborted
 from django.http import HttpResponse
 
 from ai_proxy.errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
+from gateway_site.metrics import IN_FLIGHT, OPEN_STREAMS
 from orgs.hosts import BadHost, hostname_admit, request_hostname
 
 API_PREFIX = "/api/ai/"
@@ -37,7 +38,11 @@ class ApiASGIHandler(ASGIHandler):
         self._middleware_chain = convert_exception_to_response(get_response)
 
     async def __call__(self, scope, receive, send) -> None:
-        await self.handle(scope, receive, send)
+        IN_FLIGHT.inc()
+        try:
+            await self.handle(scope, receive, send)
+        finally:
+            IN_FLIGHT.dec()
 
     async def handle(self, scope, receive, send) -> None:
         # Django's ASGIHandler.handle, less the thread-hopping signals and the threaded close.
@@ -64,10 +69,16 @@ class ApiASGIHandler(ASGIHandler):
 
         async def process_request(request, send):
             response = await self.run_get_response(request)
+            streams = OPEN_STREAMS if response.streaming else None
+            if streams is not None:
+                streams.inc()
             try:
                 await self.send_response(response, send)
             except asyncio.CancelledError:
                 pass  # the client went away while we were sending
+            finally:
+                if streams is not None:
+                    streams.dec()
             return response
 
         # Watch for the client leaving while the view runs: a stream must stop (and be metered)

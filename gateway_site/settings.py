@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "orgs",
     "ai_proxy",
     "billing",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -179,6 +180,9 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -195,12 +199,23 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+# LOG_FORMAT=json: one JSON object per line (gateway, Django and Celery alike), for log shippers;
+# plain: human-readable lines. Default: plain with DEBUG on (`make run`), json otherwise.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"Environment variable LOG_FORMAT is malformed: expected json or plain, got {LOG_FORMAT!r}")
+# One line per finished proxy request (logger gateway.requests, INFO): off with GATEWAY_REQUEST_LOG=0.
+GATEWAY_REQUEST_LOG = _strict_bool("GATEWAY_REQUEST_LOG", True)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"()": "gateway_site.log_format.PlainFormatter"},
+        "json": {"()": "gateway_site.log_format.JsonFormatter"},
+    },
     "filters": {"quiet_during_outage": {"()": "gateway_site.outages.QuietDuringOutage"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # One line per request from the server is noise at thousands of requests a second.
     "loggers": {
@@ -240,3 +255,21 @@ if BILLING_INFLIGHT_TTL_SECONDS < 1:
     raise ImproperlyConfigured("Environment variable BILLING_INFLIGHT_TTL_SECONDS is malformed: expected at least 1 second")
 # Write-ahead journals of ledger rows buffered in process memory (one subdirectory per database).
 BILLING_JOURNAL_DIR = _typed("BILLING_JOURNAL_DIR", env.str, str(VAR_DIR / "journal"))
+
+# Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated; empty: none).
+# The default is loopback: nginx on the same machine, as in deploy/. See gateway_site/client_ip.py.
+from gateway_site.client_ip import networks_parse  # noqa: E402
+
+try:
+    GATEWAY_TRUSTED_PROXIES = networks_parse(
+        env.list("GATEWAY_TRUSTED_PROXIES", default=["127.0.0.1", "::1"]), setting="GATEWAY_TRUSTED_PROXIES")
+    # Addresses that may read /metrics without a staff session (Prometheus). Empty: staff only.
+    GATEWAY_METRICS_ALLOWED_IPS = networks_parse(
+        env.list("GATEWAY_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"]), setting="GATEWAY_METRICS_ALLOWED_IPS")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"Environment variable {exc}") from None
+# After SIGTERM, `serve` keeps serving this long with /api/ai/health/ready answering 503, so load
+# balancers that poll it stop sending new requests before the listener closes.
+GATEWAY_READY_GRACE_SECONDS = _typed("GATEWAY_READY_GRACE_SECONDS", env.float, 2.0)
+# A Celery beat heartbeat older than this shows as "stale" in /api/ai/health.
+GATEWAY_BEAT_STALE_SECONDS = _typed("GATEWAY_BEAT_STALE_SECONDS", env.float, 120.0)

@@ -221,6 +221,17 @@ class SharedState:
             return None if value is None else str(value)
         return self._sync().get(_PREFIX + key)
 
+    def get_many_sync(self, keys: list[str]) -> list[str | None]:
+        if self._memory is not None:
+            return [None if (v := self._memory.get(k)) is None else str(v) for k in keys]
+        return self._sync().mget([_PREFIX + k for k in keys]) if keys else []
+
+    def set_sync(self, key: str, value: str, ttl: float | None = None) -> None:
+        if self._memory is not None:
+            self._memory.set(key, value, ttl)
+        else:
+            self._sync().set(_PREFIX + key, value, px=int(ttl * 1000) if ttl else None)
+
     def incr_sync(self, key: str, amount: int = 1) -> int:
         if self._memory is not None:
             return self._memory.incr(key, amount)

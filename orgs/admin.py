@@ -493,3 +493,5 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+from . import admin_members  # noqa: E402,F401  (dashboard access: members, staff tokens)

@@ -176,3 +176,48 @@ class CacheVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.token}"
+
+
+class OrganizationMember(models.Model):
+    """A person with dashboard access to one organization: a Django user who is not staff.
+
+    They log in at /accounts/login/ and see that organization's dashboard only, never the admin
+    (services.organization_member_add refuses staff users, and the dashboard checks membership
+    on every page, not just the landing one).
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="org_membership")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="members")
+    # IANA name the dashboard shows days in; empty is UTC. Totals do not depend on it.
+    time_zone = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization", "user__username"]
+        verbose_name = "organization member"
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.organization.slug}"
+
+
+class StaffToken(models.Model):
+    """A bearer token for the staff usage API (GET /api/ai/admin/usage), held by a staff user.
+
+    Shaped like API keys (visible prefix, only a SHA-256 stored, shown once), but a separate kind
+    (dms_...) that the proxy never accepts, so a reporting script cannot spend money. It acts as
+    its user: it stops working when the user stops being staff or active, or is revoked.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_tokens")
+    label = models.CharField(max_length=200, blank=True)
+    prefix = models.CharField(max_length=20, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"

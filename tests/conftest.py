@@ -97,7 +97,10 @@ def gateway_url(django_db_setup, django_db_blocker):
     sock = _free_socket()
     # lifespan on: the session ends with the same graceful shutdown production has (metering
     # drained, ledger flushed, upstream connections closed).
-    config = uvicorn.Config(application, lifespan="on", log_level="warning", timeout_graceful_shutdown=1)
+    # proxy_headers off: like granian in production, the server passes the peer address as it is
+    # (the gateway itself decides whether to believe X-Forwarded-For).
+    config = uvicorn.Config(application, lifespan="on", log_level="warning", timeout_graceful_shutdown=1,
+                            proxy_headers=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

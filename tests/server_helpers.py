@@ -36,7 +36,9 @@ def free_port() -> int:
 
 def process_env(**overrides: str) -> dict[str, str]:
     """This environment pointed at the test database, plus `overrides`."""
-    return {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "test-only", "DEBUG": "0", **overrides}
+    # No line per request: tests read these processes' stderr through a pipe they may never drain.
+    return {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "test-only", "DEBUG": "0",
+            "GATEWAY_REQUEST_LOG": "0", **overrides}
 
 
 def serve_start(env: dict[str, str], *, workers: int | None = None, stderr=subprocess.PIPE) -> tuple[str, subprocess.Popen]:
@@ -46,6 +48,10 @@ def serve_start(env: dict[str, str], *, workers: int | None = None, stderr=subpr
         [sys.executable, "manage.py", "serve", "--port", str(port), *(["--workers", str(workers)] if workers else [])],
         cwd=BASE_DIR, env=env,
         stdout=subprocess.DEVNULL, stderr=stderr,
+        # Its own process group, so stopping it can reach granian's workers too: a worker orphaned
+        # by a SIGKILL of the main process would keep draining the test's Redis into the test
+        # database, under later tests.
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -56,21 +62,36 @@ def serve_start(env: dict[str, str], *, workers: int | None = None, stderr=subpr
         except httpx.TransportError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
+            _group_kill(proc)
             output = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
             raise RuntimeError(f"serve did not start: {output}")
         time.sleep(0.1)
 
 
+def _group_kill(proc: subprocess.Popen) -> None:
+    """SIGKILL the process and everything in its process group (granian's workers)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
 def process_stop(proc: subprocess.Popen) -> int | None:
-    """SIGTERM (a graceful shutdown), then SIGKILL if it hangs."""
+    """SIGTERM (a graceful shutdown), then SIGKILL to the whole group if it hangs; and in any case
+    no worker of it outlives the test."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # workers left behind by a main process that exited
+    except (ProcessLookupError, PermissionError):
+        pass
+    if proc.poll() is None:
+        proc.wait()
     return proc.returncode
 
 

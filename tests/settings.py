@@ -18,6 +18,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 GATEWAY_CACHE_CHECK_SECONDS = 0.0  # tests see every change at once
+WHITENOISE_USE_FINDERS = True  # the dashboards' scripts straight from the apps, no collectstatic into var/
 # This run's own ledger journals: a crashed earlier run's must never be replayed into these tests.
 # Gateway subprocesses started by tests inherit it through the environment (and these settings).
 os.environ.setdefault("BILLING_JOURNAL_DIR", str(VAR_DIR / f"journal-test-{os.getpid()}"))

@@ -41,7 +41,7 @@ def test_it_turns_monthly_budgets_into_budget_rows():
 
 
 def test_the_old_fields_go_and_come_back_when_unapplied():
-    """orgs 0004 removes monthly_budget_usd/budget_mode (their Budget rows stay); unapplying it and
+    """orgs 0005 removes monthly_budget_usd/budget_mode (their Budget rows stay); unapplying it and
     billing 0003 puts the figures back on the organization."""
     apps = _migrate(BEFORE)
     Organization = apps.get_model("orgs", "Organization")

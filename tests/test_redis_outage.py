@@ -60,7 +60,8 @@ def start_served(fake_provider, monkeypatch, tmp_path):
         log = tmp_path / "serve.log"
         with log.open("wb") as stderr:
             url, proc = serve_start(process_env(REDIS_URL=f"redis://127.0.0.1:{port}/0",
-                                                DJANGO_SETTINGS_MODULE="gateway_site.settings", **env),
+                                                DJANGO_SETTINGS_MODULE="gateway_site.settings",
+                                                LOG_FORMAT="plain", **env),  # the log is read as text
                                     workers=1, stderr=stderr)
         served = Served(url, proc, redis, port, log)
         started.append(served)

@@ -1,4 +1,5 @@
 import os
+import shutil
 import sys
 
 from django.conf import settings
@@ -22,8 +23,10 @@ class Command(BaseCommand):
             raise CommandError(
                 "--workers > 1 needs REDIS_URL: rate limits, budgets and route cool-downs must be shared by every worker."
             )
+        self._instance_dir_prepare(opts["port"])
         args = [
-            sys.executable, "-m", "granian",
+            # granian's command line, plus the readiness grace on SIGTERM (gateway_site.granian_main).
+            sys.executable, "-m", "gateway_site.granian_main",
             "--interface", "asgi",
             "--host", opts["host"],
             "--port", str(opts["port"]),
@@ -45,3 +48,14 @@ class Command(BaseCommand):
         self.stdout.write(f"Serving on http://{opts['host']}:{opts['port']} with {workers} worker(s) (granian)")
         self.stdout.flush()
         os.execv(sys.executable, args)
+
+    def _instance_dir_prepare(self, port: int) -> None:
+        """This instance's runtime directory, emptied: its workers' Prometheus files (multiprocess
+        mode: /metrics adds up every worker) and the `draining` flag /api/ai/health/ready reads."""
+        root = os.environ.get("GATEWAY_RUN_DIR") or str(settings.VAR_DIR / "run")
+        instance = os.path.join(root, f"instance-{port}")
+        shutil.rmtree(instance, ignore_errors=True)
+        os.makedirs(os.path.join(instance, "metrics"))
+        os.environ["GATEWAY_INSTANCE_DIR"] = instance
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(instance, "metrics")
+        os.environ["GATEWAY_READY_GRACE_SECONDS"] = str(settings.GATEWAY_READY_GRACE_SECONDS)

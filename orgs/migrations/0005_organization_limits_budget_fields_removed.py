@@ -6,10 +6,10 @@ class Migration(migrations.Migration):
     Budget rows, and reverses that copy when unapplied)."""
 
     dependencies = [
-        ("orgs", "0003_organization_timezone"),
+        ("orgs", "0004_organization_member_staff_token"),
         # After the latest billing migration, not just 0003 (which copied the fields into Budget rows): a
         # migration test that goes back to any billing state then gets the fields back as well.
-        ("billing", "0005_usagerecord_lost_in_flight"),
+        ("billing", "0006_hourly_usage"),
     ]
 
     operations = [
