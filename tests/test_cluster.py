@@ -291,15 +291,18 @@ def test_the_cluster_end_to_end(cluster, fake_provider, alice_org, alice_key, ch
                               .values_list("requests", flat=True)) == expected, timeout=20)
     assert rolled, "the worker rolled up yesterday's ledger rows"
 
-    # --- the worker delivers bob's budget alert (over 50% used) once, however often it scans
+    # --- the worker delivers bob's budget alerts once each, however often it scans: over 50% used,
+    # and exceeded (the hard budget's refusal above counts as crossing 100%, signalled by admission)
     budget_alerts_scan.apply_async()
-    assert poll(lambda: len(receiver.requests) >= 1, timeout=20), "the budget alert was delivered"
+    assert poll(lambda: len(receiver.requests) >= 2, timeout=20), "the budget alerts were delivered"
     budget_alerts_scan.apply_async()
     time.sleep(3)
     receiver_server.shutdown()
-    assert len(receiver.requests) == 1
-    alert = json.loads(receiver.requests[0].body)
-    assert alert["organization"] == "bob" and receiver.requests[0].headers.get("webhook-signature")
+    alerts = [json.loads(r.body) for r in receiver.requests]
+    assert sorted((a["type"], a["threshold_percent"]) for a in alerts) == [
+        ("budget.exceeded", 100), ("budget.threshold_crossed", 50)]
+    assert all(a["organization"] == "bob" for a in alerts)
+    assert all(r.headers.get("webhook-signature") for r in receiver.requests)
 
     # --- beat schedules the heartbeat, a worker runs it, health shows it
     beat = poll(lambda: httpx.get(f"{cluster.url}/api/ai/health").json()["celery_beat"]["status"] == "ok", timeout=30)
