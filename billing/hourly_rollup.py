@@ -6,13 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from .histograms import LATENCY_FIELDS, TTFT_FIELDS
-from .models import HourlyUsage, RollupHour, UsageRecord
+from .models import HourlyUsage, HourlyUsageDay, RollupHour, UsageRecord
 from .selectors import cost_value
-from .usage_hourly import DIMENSIONS, TOKEN_FIELDS, hour_floor, ledger_hourly
+from .usage_hourly import DAY_DIMENSIONS, DIMENSIONS, TOKEN_FIELDS, hour_floor, hourly_sums, ledger_hourly
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def usage_rollup_hour(*, hour: dt.datetime) -> int:
     if end > timezone.now():
         raise ValueError(f"{hour:%Y-%m-%d %H:00} UTC is not over yet; only closed hours can be rolled up")
     with transaction.atomic():
+        _day_lock(hour.date())
         # The marker row is the hour's lock, as RollupDay is the day's.
         RollupHour.objects.get_or_create(hour=hour, defaults={"rolled_up_at": timezone.now()})
         marker = RollupHour.objects.select_for_update().get(hour=hour)
@@ -53,10 +55,47 @@ def usage_rollup_hour(*, hour: dt.datetime) -> int:
             )
             for g in groups
         )
+        usage_days_derive(first=hour.date(), last=hour.date())
         RollupHour.objects.filter(pk=marker.pk).update(
             rolled_up_at=timezone.now(), ledger_rows=sum(g["requests"] for g in groups), dirty=False
         )
     return len(groups)
+
+
+def _day_lock(day: dt.date) -> None:
+    """Serialize the roll-ups of one UTC day's hours until commit: each re-derives the day's
+    HourlyUsageDay rows, which must see every other hour of the day committed. (SQLite has one
+    writer at a time anyway.)"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [0x48554459, day.toordinal()])  # "HUDY"
+
+
+def usage_days_derive(*, first: dt.date, last: dt.date, hourly=HourlyUsage, daily=HourlyUsageDay) -> int:
+    """Replace the HourlyUsageDay rows of UTC days first..last with sums of their HourlyUsage rows.
+    Returns rows written. Runs inside the transaction that changed the hours (and in migration
+    0007 with its historical models)."""
+    start = dt.datetime.combine(first, dt.time.min, tzinfo=dt.timezone.utc)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=dt.timezone.utc)
+    groups = (
+        hourly.objects.filter(hour__gte=start, hour__lt=end)
+        .annotate(utc_day=TruncDate("hour", tzinfo=dt.timezone.utc))
+        .values("utc_day", *DAY_DIMENSIONS)
+        .annotate(**hourly_sums(histograms=True))
+        .order_by()
+    )
+    daily.objects.filter(day__gte=first, day__lte=last).delete()
+    rows = [
+        daily(
+            day=g["utc_day"],
+            **{name: g[name] for name in DAY_DIMENSIONS},
+            **{name: g["t_" + name] or 0 for name in (*_COLUMNS, "errors")},
+            cost=cost_value(g["t_cost_sum"]),
+        )
+        for g in groups
+    ]
+    daily.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
 
 
 def usage_rollup_hours_due(*, now: dt.datetime | None = None) -> list[dt.datetime]:
@@ -100,3 +139,19 @@ def usage_rollup_hours_of_day(*, day: dt.date) -> None:
 def usage_hours_mark_pruned(*, day: dt.date) -> None:
     start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc)
     RollupHour.objects.filter(hour__gte=start, hour__lt=start + dt.timedelta(days=1)).update(pruned_at=timezone.now())
+
+
+def usage_days_derive_all(*, hourly=HourlyUsage, daily=HourlyUsageDay) -> int:
+    """Derive every UTC day that has hourly rows, a week per query to bound memory (migration
+    0007 with its historical models, and the dashboard benchmark). Returns rows written."""
+    first = hourly.objects.order_by("hour").values_list("hour", flat=True).first()
+    last = hourly.objects.order_by("-hour").values_list("hour", flat=True).first()
+    if first is None:
+        return 0
+    written = 0
+    day, last_day = first.astimezone(dt.timezone.utc).date(), last.astimezone(dt.timezone.utc).date()
+    while day <= last_day:
+        week_end = min(day + dt.timedelta(days=6), last_day)
+        written += usage_days_derive(first=day, last=week_end, hourly=hourly, daily=daily)
+        day = week_end + dt.timedelta(days=1)
+    return written

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import Budget, UsageRecord
-from billing.usage_hourly import UsageScope, usage_aggregate
+from billing.usage_hourly import UsageScope, regroup, usage_aggregate
 
 from . import panels
 from .access import Viewer, key_for, member_time_zone, organization_for, viewer_get
@@ -81,13 +81,16 @@ def overview(request, viewer: Viewer, view: View):
         if view.key:
             filters["api_key_id"] = key_for(org, view.key).pk
     scope = _scope(view, **filters)
-    rows = usage_aggregate(scope, ("organization_id", "model_name"), bucket=view.bucket)
-    by_model = usage_aggregate(scope, ("model_name",), histograms=True)
-    by_key = usage_aggregate(scope, ("organization_id", "api_key_id"))
-    org_names, key_names = panels.names_for(by_key)
     dim = "organization_id" if view.stack == "org" else "model_name"
+    # Two passes over the range: the chart's buckets, and one grouping that feeds the summary,
+    # latency by model and the top organizations and keys.
+    rows = usage_aggregate(scope, (dim,), bucket=view.bucket)
+    detail = usage_aggregate(scope, ("organization_id", "api_key_id", "model_name"), histograms=True)
+    by_model = regroup(detail, ("model_name",))
+    by_key = regroup(detail, ("organization_id", "api_key_id"))
+    org_names, key_names = panels.names_for(by_key)
     charts = _charts_context(view, scope, rows, dim, org_names, view.query(at=""))
-    top_orgs = panels.ranked(_sum_by(by_key, "organization_id"), "organization_id")
+    top_orgs = panels.ranked(regroup(by_key, ("organization_id",)), "organization_id")
     top_keys = panels.ranked(by_key, "api_key_id")
     gauges = panels.budget_spend(list(
         Budget.objects.select_related("organization", "api_key").filter(
@@ -108,15 +111,6 @@ def overview(request, viewer: Viewer, view: View):
         cooling=panels.cooling_routes(), alerts=panels.recent_alerts(),
         organizations=_org_choices(viewer),
     )
-
-
-def _sum_by(rows: list[dict], dim: str) -> list[dict]:
-    merged: dict = {}
-    for row in rows:
-        seen = merged.setdefault(row[dim], {dim: row[dim], "requests": 0, "errors": 0, "cost": 0})
-        for name in ("requests", "errors", "cost"):
-            seen[name] += row[name]
-    return list(merged.values())
 
 
 def _org_choices(viewer: Viewer) -> list[str]:
@@ -152,8 +146,9 @@ def replace_view(view: View, **changes) -> View:
 def _scoped_page(request, viewer: Viewer, view: View, org, key):
     scope = _scope(view, organization_id=org.pk, api_key_id=key.pk if key else None)
     rows = usage_aggregate(scope, ("model_name",), bucket=view.bucket)
-    by_model = usage_aggregate(scope, ("model_name",), histograms=True)
-    by_key = usage_aggregate(scope, ("api_key_id",))
+    detail = usage_aggregate(scope, ("api_key_id", "model_name"), histograms=True)  # feeds by model and by key
+    by_model = regroup(detail, ("model_name",))
+    by_key = regroup(detail, ("api_key_id",))
     _, key_names = panels.names_for(by_key)
     keys = {k.pk: k for k in org.api_keys.all()}
     charts = _charts_context(view, scope, rows, "model_name", {}, view.query(at=""))
