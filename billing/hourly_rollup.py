@@ -7,13 +7,14 @@ import datetime as dt
 import logging
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from .histograms import LATENCY_FIELDS, TTFT_FIELDS
-from .models import HourlyUsage, HourlyUsageDay, RollupHour, UsageRecord
+from .models import HourlyUsage, HourlyUsageDay, HourlyUsageOrgDay, RollupHour, UsageRecord
 from .selectors import cost_value
-from .usage_hourly import DAY_DIMENSIONS, DIMENSIONS, TOKEN_FIELDS, hour_floor, hourly_sums, ledger_hourly
+from .usage_hourly import DAY_DIMENSIONS, DIMENSIONS, ORG_DAY_DIMENSIONS, TOKEN_FIELDS, hour_floor, hourly_sums, ledger_hourly
 
 logger = logging.getLogger(__name__)
 
@@ -71,30 +72,41 @@ def _day_lock(day: dt.date) -> None:
             cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [0x48554459, day.toordinal()])  # "HUDY"
 
 
-def usage_days_derive(*, first: dt.date, last: dt.date, hourly=HourlyUsage, daily=HourlyUsageDay) -> int:
-    """Replace the HourlyUsageDay rows of UTC days first..last with sums of their HourlyUsage rows.
-    Returns rows written. Runs inside the transaction that changed the hours (and in migration
-    0007 with its historical models)."""
+def usage_days_derive(
+    *, first: dt.date, last: dt.date, hourly=HourlyUsage, daily=HourlyUsageDay, org_daily=HourlyUsageOrgDay,
+) -> int:
+    """Replace the HourlyUsageDay rows of UTC days first..last with sums of their HourlyUsage rows,
+    and the HourlyUsageOrgDay rows with sums of those. Returns rows written. Runs inside the
+    transaction that changed the hours (and in migrations with their historical models; None
+    for a table that does not exist yet)."""
     start = dt.datetime.combine(first, dt.time.min, tzinfo=dt.timezone.utc)
     end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=dt.timezone.utc)
-    groups = (
-        hourly.objects.filter(hour__gte=start, hour__lt=end)
-        .annotate(utc_day=TruncDate("hour", tzinfo=dt.timezone.utc))
-        .values("utc_day", *DAY_DIMENSIONS)
-        .annotate(**hourly_sums(histograms=True))
-        .order_by()
-    )
-    daily.objects.filter(day__gte=first, day__lte=last).delete()
+    hours = hourly.objects.filter(hour__gte=start, hour__lt=end).annotate(utc_day=TruncDate("hour", tzinfo=dt.timezone.utc))
+    written = _derive(hours, hourly_sums(histograms=True), daily, DAY_DIMENSIONS, first, last)
+    if org_daily is not None:
+        written += usage_org_days_derive(first=first, last=last, daily=daily, org_daily=org_daily)
+    return written
+
+
+def usage_org_days_derive(*, first: dt.date, last: dt.date, daily=HourlyUsageDay, org_daily=HourlyUsageOrgDay) -> int:
+    """Replace the HourlyUsageOrgDay rows of days first..last with sums of their HourlyUsageDay rows."""
+    days = daily.objects.filter(day__gte=first, day__lte=last).annotate(utc_day=F("day"))
+    return _derive(days, hourly_sums(histograms=True, errors_column=True), org_daily, ORG_DAY_DIMENSIONS, first, last)
+
+
+def _derive(source, sums: dict, target, dims: tuple, first: dt.date, last: dt.date) -> int:
+    groups = source.values("utc_day", *dims).annotate(**sums).order_by()
+    target.objects.filter(day__gte=first, day__lte=last).delete()
     rows = [
-        daily(
+        target(
             day=g["utc_day"],
-            **{name: g[name] for name in DAY_DIMENSIONS},
+            **{name: g[name] for name in dims},
             **{name: g["t_" + name] or 0 for name in (*_COLUMNS, "errors")},
             cost=cost_value(g["t_cost_sum"]),
         )
         for g in groups
     ]
-    daily.objects.bulk_create(rows, batch_size=2000)
+    target.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
 
 
@@ -141,17 +153,26 @@ def usage_hours_mark_pruned(*, day: dt.date) -> None:
     RollupHour.objects.filter(hour__gte=start, hour__lt=start + dt.timedelta(days=1)).update(pruned_at=timezone.now())
 
 
-def usage_days_derive_all(*, hourly=HourlyUsage, daily=HourlyUsageDay) -> int:
-    """Derive every UTC day that has hourly rows, a week per query to bound memory (migration
-    0007 with its historical models, and the dashboard benchmark). Returns rows written."""
-    first = hourly.objects.order_by("hour").values_list("hour", flat=True).first()
-    last = hourly.objects.order_by("-hour").values_list("hour", flat=True).first()
+def _weeks(model, field: str):
+    """(first, last) UTC days a week apart covering every row of `model` (bounded memory)."""
+    first = model.objects.order_by(field).values_list(field, flat=True).first()
+    last = model.objects.order_by("-" + field).values_list(field, flat=True).first()
     if first is None:
-        return 0
-    written = 0
-    day, last_day = first.astimezone(dt.timezone.utc).date(), last.astimezone(dt.timezone.utc).date()
+        return
+    as_day = lambda v: v.astimezone(dt.timezone.utc).date() if isinstance(v, dt.datetime) else v  # noqa: E731
+    day, last_day = as_day(first), as_day(last)
     while day <= last_day:
         week_end = min(day + dt.timedelta(days=6), last_day)
-        written += usage_days_derive(first=day, last=week_end, hourly=hourly, daily=daily)
+        yield day, week_end
         day = week_end + dt.timedelta(days=1)
-    return written
+
+
+def usage_days_derive_all(*, hourly=HourlyUsage, daily=HourlyUsageDay, org_daily=HourlyUsageOrgDay) -> int:
+    """Derive every UTC day that has hourly rows (migration 0007, the dashboard benchmark)."""
+    return sum(usage_days_derive(first=a, last=b, hourly=hourly, daily=daily, org_daily=org_daily)
+               for a, b in _weeks(hourly, "hour"))
+
+
+def usage_org_days_derive_all(*, daily=HourlyUsageDay, org_daily=HourlyUsageOrgDay) -> int:
+    """Derive HourlyUsageOrgDay for every day of HourlyUsageDay (migration 0008)."""
+    return sum(usage_org_days_derive(first=a, last=b, daily=daily, org_daily=org_daily) for a, b in _weeks(daily, "day"))

@@ -82,15 +82,15 @@ def overview(request, viewer: Viewer, view: View):
             filters["api_key_id"] = key_for(org, view.key).pk
     scope = _scope(view, **filters)
     dim = "organization_id" if view.stack == "org" else "model_name"
-    # Two passes over the range: the chart's buckets, and one grouping that feeds the summary,
-    # latency by model and the top organizations and keys.
+    # Three grouped reads: the chart's buckets and per organization and model (summary, latency,
+    # top organizations) from the organization-level day table, and per key for the top keys.
     rows = usage_aggregate(scope, (dim,), bucket=view.bucket)
-    detail = usage_aggregate(scope, ("organization_id", "api_key_id", "model_name"), histograms=True)
-    by_model = regroup(detail, ("model_name",))
-    by_key = regroup(detail, ("organization_id", "api_key_id"))
+    by_org_model = usage_aggregate(scope, ("organization_id", "model_name"), histograms=True)
+    by_model = regroup(by_org_model, ("model_name",))
+    by_key = usage_aggregate(scope, ("organization_id", "api_key_id"))
     org_names, key_names = panels.names_for(by_key)
     charts = _charts_context(view, scope, rows, dim, org_names, view.query(at=""))
-    top_orgs = panels.ranked(regroup(by_key, ("organization_id",)), "organization_id")
+    top_orgs = panels.ranked(regroup(by_org_model, ("organization_id",)), "organization_id")
     top_keys = panels.ranked(by_key, "api_key_id")
     gauges = panels.budget_spend(list(
         Budget.objects.select_related("organization", "api_key").filter(

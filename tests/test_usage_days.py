@@ -1,6 +1,7 @@
-"""Whole UTC days read from HourlyUsageDay (derived from the hours by the roll-up) give exactly the
-numbers the hours and the ledger give: per day, per dimension, histograms included, in any time
-zone, through late rows and re-rolls, on the dashboards and the staff usage API."""
+"""Whole UTC days read from HourlyUsageDay and HourlyUsageOrgDay (derived from the hours by the
+roll-up) give exactly the numbers the hours and the ledger give: per day, per dimension,
+histograms included, in any time zone, through late rows and re-rolls, on the dashboards and
+the staff usage API."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from rest_framework.test import APIClient
 from billing.histograms import LATENCY_FIELDS, TTFT_FIELDS, bucket_ranges
 from billing.hourly_rollup import usage_rollup_hours
 from billing.metering import ledger_flush_sync
-from billing.models import HourlyUsageDay, RollupHour, UsageRecord
+from billing.models import HourlyUsageDay, HourlyUsageOrgDay, RollupHour, UsageRecord
 from billing.periods import zone
 from billing.usage_hourly import UsageScope, hour_ceil, usage_aggregate
 from dashboard.params import view_parse
@@ -105,6 +106,9 @@ def test_the_roll_up_derives_each_day_from_its_hours(days):
         truth = ledger_truth(start, start + timedelta(days=1), ("organization_id", "api_key_id", "model_name", "provider"), None)
         stored = {(r.organization_id, r.api_key_id, r.model_name, r.provider): {n: getattr(r, n) for n in SUMS} for r in day_rows}
         assert stored == truth
+        org_truth = ledger_truth(start, start + timedelta(days=1), ("organization_id", "model_name", "provider"), None)
+        org_rows = HourlyUsageOrgDay.objects.filter(day=start.date())
+        assert {(r.organization_id, r.model_name, r.provider): {n: getattr(r, n) for n in SUMS} for r in org_rows} == org_truth
 
 
 @pytest.mark.django_db
@@ -119,10 +123,11 @@ def test_whole_days_give_the_numbers_of_the_hours_and_the_ledger(days, dims):
     assert by_day == ledger_truth(first, end, dims, "")
     assert by_day == {k: {n: v[n] for n in SUMS} for k, v in by_hour.items()}
     assert read(scope, dims, None) == ledger_truth(first, end, dims, None)
-    # And the whole days did come from HourlyUsageDay: a change there shows in day reads only.
-    HourlyUsageDay.objects.filter(day=first.date()).update(requests=F("requests") + 1000)
-    assert sum(v["requests"] for v in read(scope, dims, "day").values()) == sum(v["requests"] for v in by_day.values()) + 1000 * len(
-        HourlyUsageDay.objects.filter(day=first.date()))
+    # And the whole days did come from the day tables (the organization-level one when no key is
+    # asked for): a change there shows in day reads.
+    table = HourlyUsageDay if "api_key_id" in dims else HourlyUsageOrgDay
+    changed = table.objects.filter(day=first.date()).update(requests=F("requests") + 1000)
+    assert sum(v["requests"] for v in read(scope, dims, "day").values()) == sum(v["requests"] for v in by_day.values()) + 1000 * changed
 
 
 @pytest.mark.django_db

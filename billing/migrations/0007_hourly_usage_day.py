@@ -10,7 +10,27 @@ from django.db import migrations, models
 def hourly_to_days(apps, schema_editor):
     from billing.hourly_rollup import usage_days_derive_all
 
-    usage_days_derive_all(hourly=apps.get_model("billing", "HourlyUsage"), daily=apps.get_model("billing", "HourlyUsageDay"))
+    usage_days_derive_all(hourly=apps.get_model("billing", "HourlyUsage"), daily=apps.get_model("billing", "HourlyUsageDay"),
+                          org_daily=None)  # 0008 derives that one
+    if schema_editor is not None and schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ANALYZE billing_hourlyusageday")  # the statistics above, for the rows just written
+
+
+# PostgreSQL estimates the groups of (organization, key, model[, day]) as if the columns were
+# independent (30 times too many), then sorts on disk instead of hashing: the dashboards' grouped
+# reads of whole days run twice as fast with the real counts.
+GROUPS_STATISTICS = "hourly_usage_day_groups"
+
+
+def statistics_create(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f"CREATE STATISTICS IF NOT EXISTS {GROUPS_STATISTICS} (ndistinct) "
+                              "ON organization_id, api_key_id, model_name, day FROM billing_hourlyusageday")
+
+
+def statistics_drop(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f"DROP STATISTICS IF EXISTS {GROUPS_STATISTICS}")
 
 
 class Migration(migrations.Migration):
@@ -70,5 +90,6 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['day'], name='hourly_usage_day_day'), models.Index(fields=['organization', 'day'], name='hourly_usage_day_org_day'), models.Index(fields=['api_key', 'day'], name='hourly_usage_day_key_day')],
             },
         ),
+        migrations.RunPython(statistics_create, statistics_drop),
         migrations.RunPython(hourly_to_days, migrations.RunPython.noop),
     ]
