@@ -168,11 +168,7 @@ def _weeks(model, field: str):
 
 
 def usage_days_derive_all(*, hourly=HourlyUsage, daily=HourlyUsageDay, org_daily=HourlyUsageOrgDay) -> int:
-    """Derive every UTC day that has hourly rows (migration 0007, the dashboard benchmark)."""
+    """Derive every UTC day that has hourly rows, a week per query (migration 0007, the dashboard
+    benchmark). Returns rows written."""
     return sum(usage_days_derive(first=a, last=b, hourly=hourly, daily=daily, org_daily=org_daily)
                for a, b in _weeks(hourly, "hour"))
-
-
-def usage_org_days_derive_all(*, daily=HourlyUsageDay, org_daily=HourlyUsageOrgDay) -> int:
-    """Derive HourlyUsageOrgDay for every day of HourlyUsageDay (migration 0008)."""
-    return sum(usage_org_days_derive(first=a, last=b, daily=daily, org_daily=org_daily) for a, b in _weeks(daily, "day"))
