@@ -107,12 +107,12 @@ def _renamed(row: dict) -> dict:
     return {(k[len(_T):] if k.startswith(_T) else k): v for k, v in row.items()}
 
 
-def ledger_sums(*, histograms: bool) -> dict:
+def ledger_sums(*, histograms: bool, tokens: bool = True) -> dict:
     """Aggregates of ledger rows named as HourlyUsage's columns (with the t_ prefix)."""
     sums = {
         "requests": Count("id"),
         "errors": Count("id", filter=Q(status__gte=400)),
-        **{name: Sum(name) for name in TOKEN_FIELDS},
+        **({name: Sum(name) for name in TOKEN_FIELDS} if tokens else {}),
         "cost_sum": cost_sum("cost"),
     }
     if histograms:
@@ -124,23 +124,23 @@ def ledger_sums(*, histograms: bool) -> dict:
     return sums
 
 
-def ledger_hourly(queryset, dims: Sequence[str], *, histograms: bool) -> Iterator[dict]:
+def ledger_hourly(queryset, dims: Sequence[str], *, histograms: bool, tokens: bool = True) -> Iterator[dict]:
     """Ledger rows summed per UTC hour ("hour_start") and `dims`, named as HourlyUsage's columns."""
     rows = (
         queryset.annotate(hour_start=TruncHour("created_at", tzinfo=UTC), status_class=_status_class())
         .values("hour_start", *dims)
-        .annotate(**{_T + k: v for k, v in ledger_sums(histograms=histograms).items()})
+        .annotate(**{_T + k: v for k, v in ledger_sums(histograms=histograms, tokens=tokens).items()})
         .order_by()
     )
     return (_renamed(row) for row in rows)
 
 
-def hourly_sums(*, histograms: bool, errors_column: bool = False) -> dict:
+def hourly_sums(*, histograms: bool, errors_column: bool = False, tokens: bool = True) -> dict:
     """Aggregates of HourlyUsage (or, errors_column, HourlyUsageDay) rows, t_-prefixed."""
     sums = {
         "requests": Sum("requests"),
         "errors": Sum("errors") if errors_column else Sum("requests", filter=~Q(status_class=OK)),
-        **{name: Sum(name) for name in TOKEN_FIELDS},
+        **({name: Sum(name) for name in TOKEN_FIELDS} if tokens else {}),
         "cost_sum": cost_sum("cost"),
     }
     if histograms:
@@ -224,12 +224,14 @@ def _grouped(queryset, group: list[str], sums: dict) -> Iterable[dict]:
 
 def usage_aggregate(
     scope: UsageScope, dims: Sequence[str] = (), *, bucket: str | None = None, histograms: bool = False,
+    tokens: bool = True,
 ) -> list[dict]:
     """Usage in `scope` summed per `dims` (names from DIMENSIONS) and, with bucket "hour" or "day",
     per local hour or day in scope.tz (naive local datetime or date, under "bucket").
 
-    Each row: the dims, "bucket", requests, errors, the four token counts, cost (Decimal) and,
-    with histograms, latency_ms_sum and the histogram counts.
+    Each row: the dims, "bucket", requests, errors, the four token counts (unless tokens=False:
+    rankings and charts need requests, errors and cost only, which PostgreSQL then reads from a
+    covering index), cost (Decimal) and, with histograms, latency_ms_sum and the histogram counts.
 
     Three sources, each hour read from exactly one: HourlyUsageDay for whole clean UTC days where
     a day is fine enough (_whole_days), HourlyUsage for the other clean hours, the ledger for
@@ -247,7 +249,7 @@ def usage_aggregate(
         table = HourlyUsageOrgDay if by_org else HourlyUsageDay
         daily = table.objects.filter(scope.filters(), _window("day", _joined_days(days)))
         group = [*dims, "day"] if bucket == "day" else list(dims)
-        for row in _grouped(daily, group, hourly_sums(histograms=histograms, errors_column=True)):
+        for row in _grouped(daily, group, hourly_sums(histograms=histograms, errors_column=True, tokens=tokens)):
             if bucket == "day":
                 row["bucket"] = days[row.pop("day")]
             _merge(merged, row, dims)
@@ -259,7 +261,7 @@ def usage_aggregate(
             group.append("bucket_start")
         elif bucket == "hour":
             group.append("hour")
-        for row in _grouped(rolled, group, hourly_sums(histograms=histograms)):
+        for row in _grouped(rolled, group, hourly_sums(histograms=histograms, tokens=tokens)):
             if bucket == "day":
                 row["bucket"] = row.pop("bucket_start").astimezone(tz).date()
             elif bucket == "hour":
@@ -267,7 +269,7 @@ def usage_aggregate(
             _merge(merged, row, dims)
     if ledger_spans:
         ledger = UsageRecord.objects.filter(_window("created_at", ledger_spans)).filter(scope.filters())
-        for row in ledger_hourly(ledger, dims, histograms=histograms):
+        for row in ledger_hourly(ledger, dims, histograms=histograms, tokens=tokens):
             row["bucket"] = _local_bucket(row.pop("hour_start"), bucket, tz)
             _merge(merged, row, dims)
     return list(merged.values())

@@ -85,11 +85,12 @@ def overview(request, viewer: Viewer, view: View):
     scope = _scope(view, **filters)
     dim = "organization_id" if view.stack == "org" else "model_name"
     # Three grouped reads: the chart's buckets and per organization and model (summary, latency,
-    # top organizations) from the organization-level day table, and per key for the top keys.
-    rows = usage_aggregate(scope, (dim,), bucket=view.bucket)
+    # top organizations) from the organization-level day table, and per key for the top keys
+    # (requests, errors and cost only: an index-only scan on PostgreSQL).
+    rows = usage_aggregate(scope, (dim,), bucket=view.bucket, tokens=False)
     by_org_model = usage_aggregate(scope, ("organization_id", "model_name"), histograms=True)
     by_model = regroup(by_org_model, ("model_name",))
-    by_key = usage_aggregate(scope, ("organization_id", "api_key_id"))
+    by_key = usage_aggregate(scope, ("organization_id", "api_key_id"), tokens=False)
     org_names, key_names = panels.names_for(by_key)
     charts = _charts_context(view, scope, rows, dim, org_names, view.query(at=""))
     top_orgs = panels.ranked(regroup(by_org_model, ("organization_id",)), "organization_id")
@@ -147,7 +148,7 @@ def replace_view(view: View, **changes) -> View:
 
 def _scoped_page(request, viewer: Viewer, view: View, org, key):
     scope = _scope(view, organization_id=org.pk, api_key_id=key.pk if key else None)
-    rows = usage_aggregate(scope, ("model_name",), bucket=view.bucket)
+    rows = usage_aggregate(scope, ("model_name",), bucket=view.bucket, tokens=False)  # the charts
     detail = usage_aggregate(scope, ("api_key_id", "model_name"), histograms=True)  # feeds by model and by key
     by_model = regroup(detail, ("model_name",))
     by_key = regroup(detail, ("api_key_id",))
