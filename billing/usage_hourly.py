@@ -292,12 +292,13 @@ def _joined_days(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
 
 def _merge(merged: dict[tuple, dict], row: dict, dims: Sequence[str]) -> None:
     row["cost"] = cost_value(row.pop("cost_sum"))
-    key = (*(row[d] for d in dims), row.get("bucket"))
+    key = (*map(row.__getitem__, dims), row.get("bucket"))
     seen = merged.get(key)
     if seen is None:
-        for name, value in row.items():
-            if value is None and name not in dims and name != "bucket":
-                row[name] = 0
+        if None in row.values():  # most rows have none: skip the loop
+            for name, value in row.items():
+                if value is None and name not in dims and name != "bucket":
+                    row[name] = 0
         merged[key] = row
         return
     for name, value in row.items():

@@ -243,10 +243,12 @@ def export_csv(request, viewer: Viewer, view: View):
         writer = csv.writer(out)
         writer.writerow(["bucket", "time_zone", "organization", "key_prefix", "model", "requests", "errors",
                          "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"])
+        from billing.admin import _cell as cell
+
         for i, r in enumerate(rows, 1):
             writer.writerow([
                 labels[r["bucket"]], time_zone, org_names.get(r["organization_id"], ""),
-                key_names.get(r["api_key_id"], ""), _cell(r["model_name"]), r["requests"], r["errors"],
+                key_names.get(r["api_key_id"], ""), cell(r["model_name"]), r["requests"], r["errors"],
                 r["prompt_tokens"], r["completion_tokens"], r["cache_read_tokens"], r["cache_write_tokens"],
                 format(r["cost"], "f"),
             ])
@@ -260,11 +262,5 @@ def export_csv(request, viewer: Viewer, view: View):
     response = StreamingHttpResponse(lines(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="usage-{start:%Y%m%dT%H}-{end:%Y%m%dT%H}.csv"'
     return response
-
-
-def _cell(text: str) -> str:
-    from billing.admin import _cell as cell
-
-    return cell(text)
 
 
