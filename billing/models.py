@@ -351,7 +351,8 @@ class HourlyUsage(models.Model):
     """The ledger summed per UTC hour, organization, key, model, provider, endpoint and status class.
 
     What the dashboards and the staff usage API read. Days are derived from hours at query time in
-    the reader's time zone, so a total never depends on it. Latency and TTFT are fixed-bucket
+    the reader's time zone, so a total never depends on it (whole UTC days may come from
+    HourlyUsageDay / HourlyUsageOrgDay, sums of these rows kept by the roll-up). Latency and TTFT are fixed-bucket
     histograms (billing.histograms) so percentiles can be computed over any set of rows. Rows
     converted from DailyUsage for days whose ledger was already pruned sit at 00:00 UTC with an
     unknown provider/endpoint and empty histograms (migration 0006).
