@@ -179,9 +179,11 @@ def _whole_days(scope: UsageScope, dims: Sequence[str], bucket: str | None, tz) 
     all 24 hours in the same local day (UTC, or any zone at offset 0 all day)."""
     if bucket == "hour" or not set(dims) <= set(DAY_DIMENSIONS):
         return {}
-    first = scope.start.date() if scope.start == _midnight(scope.start) else scope.start.date() + dt.timedelta(days=1)
+    first = _midnight(scope.start)
+    if first < scope.start:
+        first += dt.timedelta(days=1)
     days = {}
-    day = first
+    day = first.date()
     unclean = scope.ledger_ranges()
     while _midnight(day) + dt.timedelta(days=1) <= scope.end:
         start, end = _midnight(day), _midnight(day) + dt.timedelta(days=1)
@@ -199,7 +201,8 @@ def _whole_days(scope: UsageScope, dims: Sequence[str], bucket: str | None, tz) 
 
 
 def _midnight(moment) -> dt.datetime:
-    day = moment.date() if isinstance(moment, dt.datetime) else moment
+    """The UTC midnight starting a date, or the UTC day of a moment."""
+    day = moment.astimezone(UTC).date() if isinstance(moment, dt.datetime) else moment
     return dt.datetime.combine(day, dt.time.min, tzinfo=UTC)
 
 
