@@ -175,24 +175,23 @@ class AdminUsageApi(ApiView):
 
     def _buckets(self, start, stop, end, width, groups) -> list[dict]:
         dims = [GROUPS[g] for g in groups]
-        scope = UsageScope(start=start, end=stop)
-        rows = usage_aggregate(scope, dims, bucket="hour")
+        scope = UsageScope(start=start, end=stop)  # UTC: buckets are UTC hours or days
+        daily = width == BUCKETS["1d"]
+        # Day buckets straight from the database (whole UTC days come from the daily roll-up),
+        # not 24 hourly rows each merged here.
+        rows = usage_aggregate(scope, dims, bucket="day" if daily else "hour")
         org_names, key_names = usage_names(rows)
-        merged: dict = {}
+        by_bucket: dict = {}
         for row in rows:
-            hour = row["bucket"].replace(tzinfo=UTC)  # UTC scope: naive UTC hours
-            b = _bucket_floor(hour, "1d" if width == BUCKETS["1d"] else "1h")
-            key = (b, *(row[d] for d in dims))
-            seen = merged.setdefault(key, {"requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                                           "cache_read_tokens": 0, "cache_write_tokens": 0, "cost": 0})
-            for name in seen:
-                seen[name] += row[name]
+            b = row["bucket"]
+            moment = dt.datetime.combine(b, dt.time.min, tzinfo=UTC) if daily else b.replace(tzinfo=UTC)
+            by_bucket.setdefault(moment, []).append(row)
         out = []
         moment = start
         while moment < stop and moment < end:
             results = []
-            for key, s in sorted(((k, v) for k, v in merged.items() if k[0] == moment), key=lambda i: [str(x) for x in i[0][1:]]):
-                values = dict(zip(dims, key[1:]))
+            for s in sorted(by_bucket.get(moment, ()), key=lambda r: [str(r[d]) for d in dims]):
+                values = {d: s[d] for d in dims}
                 results.append({
                     "object": "organization.usage.result",
                     "organization": org_names.get(values["organization_id"]) if "organization_id" in values else None,

@@ -351,7 +351,8 @@ class HourlyUsage(models.Model):
     """The ledger summed per UTC hour, organization, key, model, provider, endpoint and status class.
 
     What the dashboards and the staff usage API read. Days are derived from hours at query time in
-    the reader's time zone, so a total never depends on it. Latency and TTFT are fixed-bucket
+    the reader's time zone, so a total never depends on it (whole UTC days may come from
+    HourlyUsageDay / HourlyUsageOrgDay, sums of these rows kept by the roll-up). Latency and TTFT are fixed-bucket
     histograms (billing.histograms) so percentiles can be computed over any set of rows. Rows
     converted from DailyUsage for days whose ledger was already pruned sit at 00:00 UTC with an
     unknown provider/endpoint and empty histograms (migration 0006).
@@ -423,6 +424,128 @@ class HourlyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H:00} {self.organization_id} {self.model_name} {self.status_class}"
+
+
+class HourlyUsageDay(models.Model):
+    """HourlyUsage summed per UTC day, organization, key, model and provider (endpoint and status
+    class folded into requests/errors): what reads over whole UTC days use instead of 24 hours of
+    rows each, so 30 and 90 day pages stay fast. Derived from HourlyUsage only, in the same
+    transaction as every write of an hour (billing.hourly_rollup), so it always equals the sum
+    of its day's hourly rows; readers use it for a day only when all 24 hours are clean
+    (billing.usage_hourly), and only where the display time zone cuts days at UTC midnight.
+    """
+
+    day = models.DateField(help_text="The UTC day.")
+    organization = models.ForeignKey("orgs.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    api_key = models.ForeignKey("orgs.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model_name = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=60, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0, help_text="Requests in a status class other than 2xx.")
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(**ROLLUP_COST_FIELD)
+    latency_ms_sum = models.BigIntegerField(default=0)
+    latency_b0 = models.PositiveIntegerField(default=0)
+    latency_b1 = models.PositiveIntegerField(default=0)
+    latency_b2 = models.PositiveIntegerField(default=0)
+    latency_b3 = models.PositiveIntegerField(default=0)
+    latency_b4 = models.PositiveIntegerField(default=0)
+    latency_b5 = models.PositiveIntegerField(default=0)
+    latency_b6 = models.PositiveIntegerField(default=0)
+    latency_b7 = models.PositiveIntegerField(default=0)
+    latency_b8 = models.PositiveIntegerField(default=0)
+    latency_b9 = models.PositiveIntegerField(default=0)
+    latency_b10 = models.PositiveIntegerField(default=0)
+    latency_b11 = models.PositiveIntegerField(default=0)
+    ttft_b0 = models.PositiveIntegerField(default=0)
+    ttft_b1 = models.PositiveIntegerField(default=0)
+    ttft_b2 = models.PositiveIntegerField(default=0)
+    ttft_b3 = models.PositiveIntegerField(default=0)
+    ttft_b4 = models.PositiveIntegerField(default=0)
+    ttft_b5 = models.PositiveIntegerField(default=0)
+    ttft_b6 = models.PositiveIntegerField(default=0)
+    ttft_b7 = models.PositiveIntegerField(default=0)
+    ttft_b8 = models.PositiveIntegerField(default=0)
+    ttft_b9 = models.PositiveIntegerField(default=0)
+    ttft_b10 = models.PositiveIntegerField(default=0)
+    ttft_b11 = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name = "daily usage (from hours)"
+        verbose_name_plural = "daily usage (from hours)"
+        indexes = [
+            # Staff pages over whole days (overview, CSV, staff API 1d); the roll-up replaces a day.
+            models.Index(fields=["day"], name="hourly_usage_day_day"),
+            # An organization's page and its budget gauges over whole days.
+            models.Index(fields=["organization", "day"], name="hourly_usage_day_org_day"),
+            # A key's page and key budgets over whole days.
+            models.Index(fields=["api_key", "day"], name="hourly_usage_day_key_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.organization_id} {self.model_name}"
+
+
+class HourlyUsageOrgDay(models.Model):
+    """HourlyUsageDay without the key: per UTC day, organization, model and provider. Derived
+    with it (billing.hourly_rollup), read instead of it where no key is asked for (the staff
+    overview's charts, summary and latency; an organization's charts), a fifth to a tenth of
+    the rows over a 90-day range."""
+
+    day = models.DateField(help_text="The UTC day.")
+    organization = models.ForeignKey("orgs.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model_name = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=60, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0, help_text="Requests in a status class other than 2xx.")
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(**ROLLUP_COST_FIELD)
+    latency_ms_sum = models.BigIntegerField(default=0)
+    latency_b0 = models.PositiveIntegerField(default=0)
+    latency_b1 = models.PositiveIntegerField(default=0)
+    latency_b2 = models.PositiveIntegerField(default=0)
+    latency_b3 = models.PositiveIntegerField(default=0)
+    latency_b4 = models.PositiveIntegerField(default=0)
+    latency_b5 = models.PositiveIntegerField(default=0)
+    latency_b6 = models.PositiveIntegerField(default=0)
+    latency_b7 = models.PositiveIntegerField(default=0)
+    latency_b8 = models.PositiveIntegerField(default=0)
+    latency_b9 = models.PositiveIntegerField(default=0)
+    latency_b10 = models.PositiveIntegerField(default=0)
+    latency_b11 = models.PositiveIntegerField(default=0)
+    ttft_b0 = models.PositiveIntegerField(default=0)
+    ttft_b1 = models.PositiveIntegerField(default=0)
+    ttft_b2 = models.PositiveIntegerField(default=0)
+    ttft_b3 = models.PositiveIntegerField(default=0)
+    ttft_b4 = models.PositiveIntegerField(default=0)
+    ttft_b5 = models.PositiveIntegerField(default=0)
+    ttft_b6 = models.PositiveIntegerField(default=0)
+    ttft_b7 = models.PositiveIntegerField(default=0)
+    ttft_b8 = models.PositiveIntegerField(default=0)
+    ttft_b9 = models.PositiveIntegerField(default=0)
+    ttft_b10 = models.PositiveIntegerField(default=0)
+    ttft_b11 = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name = "daily usage per organization (from hours)"
+        verbose_name_plural = "daily usage per organization (from hours)"
+        indexes = [
+            # The staff overview's charts, summary and latency over whole days; the roll-up replaces a day.
+            models.Index(fields=["day"], name="hourly_usage_orgday_day"),
+            # An organization's charts and summary over whole days.
+            models.Index(fields=["organization", "day"], name="hourly_usage_orgday_org_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.organization_id} {self.model_name}"
 
 
 class RollupHour(models.Model):

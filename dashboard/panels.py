@@ -155,7 +155,7 @@ def budget_spend(budgets: list[Budget], now: dt.datetime | None = None) -> list[
         )
         spend_org: dict = defaultdict(Decimal)
         spend_key: dict = defaultdict(Decimal)
-        for row in usage_aggregate(scope, ("organization_id", "api_key_id")):
+        for row in usage_aggregate(scope, ("organization_id", "api_key_id"), tokens=False):
             spend_org[row["organization_id"]] += row["cost"]
             spend_key[row["api_key_id"]] += row["cost"]
         for b in group:

@@ -96,3 +96,17 @@ def test_bad_parameters_are_400s_in_the_openai_shape(token):
         response, body = get(token, **params)
         assert response.status_code == 400, params
         assert body["error"]["param"] == param and body["detail"]
+
+
+def test_json_writes_decimals_as_exact_numbers_and_strings_as_strings():
+    """The renderer hands the work to the C encoder with Decimals tagged: a string that looks
+    like a tag stays a string, and every Decimal comes out as the same plain number."""
+    from billing.renderers import decimal_json
+
+    data = {"cost_usd": D("0.0000123000"), "total": D("12.0000000000"), "zero": D("-0E-10"), "n": 3, "f": 2.5,
+            "model": 'dec0123456789abcdef:1.5 "quoted" é', "list": [D("1E+2"), None, True]}
+    assert decimal_json(data) == (
+        '{"cost_usd":0.0000123,"total":12,"zero":0,"n":3,"f":2.5,'
+        '"model":"dec0123456789abcdef:1.5 \\"quoted\\" \\u00e9","list":[100,null,true]}'
+    )
+    assert json.loads(decimal_json(data), parse_float=D)["cost_usd"] == D("0.0000123")

@@ -101,7 +101,8 @@ def test_retention_rolls_hours_up_before_deleting_the_day(alice_org, alice_key, 
 
 @pytest.mark.django_db
 def test_the_migration_carries_pruned_days_over_at_midnight(alice_org, alice_key):
-    """Migration 0006: a pruned day's DailyUsage becomes hourly rows at 00:00 UTC; totals kept."""
+    """Migration 0006: a pruned day's DailyUsage becomes hourly rows at 00:00 UTC; totals kept
+    (0007 then derives the day tables from them, which whole-day reads use)."""
     from importlib import import_module
 
     day = utc_today() - timedelta(days=200)
@@ -109,6 +110,7 @@ def test_the_migration_carries_pruned_days_over_at_midnight(alice_org, alice_key
     DailyUsage.objects.create(day=day, organization=alice_org, model_name="mock-echo", requests=9, error_requests=2,
                               prompt_tokens=900, completion_tokens=90, cost=D("1.2345678901"))
     import_module("billing.migrations.0006_hourly_usage").daily_to_hourly(apps, None)
+    import_module("billing.migrations.0007_hourly_usage_days").hourly_to_days(apps, None)
     rows = HourlyUsage.objects.filter(hour=hour_of(day, 0))
     assert {(r.status_class, r.requests) for r in rows} == {("2xx", 7), ("err", 2)}
     scope = UsageScope(start=hour_of(day, 0), end=hour_of(day + timedelta(days=1), 0), organization_id=alice_org.pk)
