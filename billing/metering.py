@@ -246,16 +246,14 @@ async def usage_record_settling(event: UsageEvent, *, script: tuple[str, list, l
 
         try:
             state = shared_state()
-            async with _async_redis().pipeline(transaction=True) as pipe:
-                if script is not None:
-                    state.script_queue(pipe, *script)
-                pipe.rpush(LEDGER_KEY, _encode(row))
-                if event.in_flight == "redis":
-                    from .inflight import OPEN_PREFIX, process_id
+            commands = [state.script_command(*script)] if script is not None else []
+            commands.append(("RPUSH", LEDGER_KEY, _encode(row)))
+            if event.in_flight == "redis":
+                from .inflight import OPEN_PREFIX, process_id
 
-                    # The row and the end of the in-flight entry together: never both, never neither.
-                    pipe.hdel(OPEN_PREFIX + process_id(), event.request_id)
-                replies = await pipe.execute(raise_on_error=False)
+                # The row and the end of the in-flight entry together: never both, never neither.
+                commands.append(("HDEL", OPEN_PREFIX + process_id(), event.request_id))
+            replies = await state.transaction(commands)
             if script is not None and not isinstance(replies[0], Exception):
                 result = replies[0]
             for reply in replies[1 if script is not None else 0:]:
