@@ -491,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
         help="Production's PostgreSQL database (dropped and recreated; env BENCH_DATABASE_URL).")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
                         help="Production's Redis database (flushed; env BENCH_REDIS_URL).")
+    parser.add_argument("--ledger-drain", choices=("celery", "process"),
+                        default=os.environ.get("GATEWAY_LEDGER_DRAIN", "celery"),
+                        help="Production's GATEWAY_LEDGER_DRAIN (default celery: a Celery worker with beat runs "
+                             "beside the gateway, on the fake's core, and writes the ledger rows).")
     args = parser.parse_args(argv)
     seconds = 3.0 if args.quick else args.duration
     modes_wanted = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -520,8 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     if not base.get("SECRET_KEY") and not (var / "env").exists():
         base["SECRET_KEY"] = secrets.token_urlsafe(50)  # settings read var/env themselves when it exists
     modes = {"embedded": Mode("embedded", dict(base), ports["embedded"]),
-             "production": Mode("production", base | {"DATABASE_URL": args.database_url,
-                                                      "REDIS_URL": args.redis_url}, ports["production"])}
+             "production": Mode("production", base | {"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
+                                                      "GATEWAY_LEDGER_DRAIN": args.ledger_drain},
+                                ports["production"])}
     modes = {name: modes[name] for name in modes_wanted}
 
     fake = f"http://127.0.0.1:{args.fake_port}"
@@ -532,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     scale: dict[str, dict[int, WrkResult]] = {}
     streams: dict[str, dict] = {}
     serve_lines: list[str] = []
+    pending: tuple[int, int] | None = None
     try:
         for mode in modes.values():
             log(f"setting up the {mode.name} bench database ...")
@@ -541,6 +547,12 @@ def main(argv: list[str] | None = None) -> int:
         fake_proc = children.start([PY, "-m", "tests.fake_provider", "--port", str(args.fake_port)], env=base,
                                    cpus=fake_cpus, log_path=var / "bench-fake.log")
         wait_http(f"{fake}/v1/models", fake_proc, "the fake provider")
+        production = modes.get("production")
+        if production and args.ledger_drain == "celery":
+            # As deployed: the worker's beat runs ledger_drain every 5 s (rows wait in Redis meanwhile).
+            children.start([PY, "-m", "celery", "-A", "gateway_site", "worker", "--beat", "--pool", "solo",
+                            "--loglevel", "WARNING", "--schedule", str(var / "bench-celerybeat-schedule")],
+                           env=production.env, cpus=fake_cpus, log_path=var / "bench-celery.log")
         for mode in modes.values():
             mode_start(children, mode, workers=1, cpus=gateway_cpus)
             log_path = var / f"bench-gateway-{mode.name}.log"
@@ -588,7 +600,6 @@ def main(argv: list[str] | None = None) -> int:
                     target.url, mode.key, fake, mode.proc.pid, count=args.streams, seconds=args.stream_seconds,
                     delay_ms=args.stream_delay_ms))
 
-        production = modes.get("production")
         if wrk and production and args.workers_compare > 1:
             # One worker against several, each allowed every core (on 2 cores the fake and wrk share them).
             for workers in (1, args.workers_compare):
@@ -603,20 +614,36 @@ def main(argv: list[str] | None = None) -> int:
                     run_wrk(wrk, via_gateway, connections=args.connections, seconds=min(2, seconds), cpus=all_cpus)
                     scale.setdefault(name, {})[workers] = run_wrk(
                         wrk, via_gateway, connections=args.connections, seconds=seconds, cpus=all_cpus)
+        if production:
+            pending = ledger_settled(production.env)
     finally:
         children.kill_all()
 
     report(args, seconds=seconds, modes=list(modes), results=results, direct=direct, scale=scale,
            streams=streams, machine=machine, serve_lines=serve_lines, load=(load_before, os.getloadavg()),
-           cpus=(gateway_cpus, fake_cpus, load_cpus))
+           cpus=(gateway_cpus, fake_cpus, load_cpus), pending=pending)
     return 0
 
 
 STREAM_LIMIT_MB = 200
 
 
+def ledger_settled(env: dict[str, str], wait: float = 15.0) -> tuple[int, int]:
+    """(rows in the database, rows still queued in Redis) once the drain had `wait` seconds."""
+    import psycopg
+    import redis
+
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    deadline = time.monotonic() + wait
+    while client.llen("gw:billing:ledger") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        rows = conn.execute("SELECT count(*) FROM billing_usagerecord").fetchone()[0]
+    return rows, client.llen("gw:billing:ledger")
+
+
 def report(args, *, seconds: float, modes: list[str], results, direct, scale, streams, machine, serve_lines,
-           load, cpus) -> None:
+           load, cpus, pending) -> None:
     gateway_cpus, fake_cpus, load_cpus = cpus
     print("\n### Benchmark (`make bench`)\n")
     print(f"{args.connections} connections for requests/s, 1 connection for latency; {seconds:g} s per "
@@ -676,6 +703,12 @@ def report(args, *, seconds: float, modes: list[str], results, direct, scale, st
           f"{', '.join(f'{v:.2f}' for v in load[1])}.")
     for line in serve_lines:
         print(f"Gateway {line}")
+    if "production" in modes:
+        print(f"Production ledger drain: GATEWAY_LEDGER_DRAIN={args.ledger_drain}"
+              + (" (a Celery worker with beat on the fake's core)." if args.ledger_drain == "celery" else "."))
+        if pending:
+            print(f"Production ledger: {pending[0]:,} rows in PostgreSQL, {pending[1]:,} still queued in Redis "
+                  "15 s after the last request.")
     print(f"CPUs: gateway {sorted(gateway_cpus)}, fake {sorted(fake_cpus)}, load {sorted(load_cpus)}.")
 
 
