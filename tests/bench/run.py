@@ -584,17 +584,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.streams > 0:
             os.sched_setaffinity(0, load_cpus)  # the client must not compete with the gateway either
             for mode in modes.values():
-                target = Target(f"{mode.url}/api/ai/chat/completions", chat_body(True), mode.key)
-                skipped = preflight(target)
-                if skipped:
-                    log(f"{mode.name}: concurrent streams: {skipped}")
-                    continue
                 # The other gateway is stopped: its idle memory and background tasks stay out of it.
                 for other in modes.values():
                     if other is not mode and other.proc is not None:
                         mode_stop(children, other)
                 if mode.proc is None:
                     mode_start(children, mode, workers=1, cpus=gateway_cpus)
+                target = Target(f"{mode.url}/api/ai/chat/completions", chat_body(True), mode.key)
+                skipped = preflight(target)
+                if skipped:
+                    log(f"{mode.name}: concurrent streams: {skipped}")
+                    continue
                 log(f"{mode.name}: {args.streams} concurrent streams of ~{args.stream_seconds:.0f} s ...")
                 streams[mode.name] = asyncio.run(concurrent_streams(
                     target.url, mode.key, fake, mode.proc.pid, count=args.streams, seconds=args.stream_seconds,
