@@ -97,14 +97,22 @@ def call_cost(call: "ProxyCall") -> Decimal | None:
         return None
 
 
-async def call_inflight_begin(call: "ProxyCall") -> None:
-    """Register the admitted request, with the row it leaves if this process dies before metering
-    it: charged `call.worst_case`, and settled against its budgets like any metered request."""
+def call_lost_row(call: "ProxyCall", lost_settle: dict | None) -> dict:
+    """The row the request leaves if this process dies before metering it: charged
+    `call.worst_case`, and settled (`lost_settle`) against its budgets like any metered request."""
     prompt_tokens, output_tokens = call.worst_tokens
     event = replace(_event(call), prompt_tokens=prompt_tokens, completion_tokens=output_tokens)
+    return lost_row(event, call.worst_case, lost_settle)
+
+
+async def call_inflight_begin(call: "ProxyCall") -> None:
+    """Register the admitted request in flight (billing.inflight), unless its admission did."""
+    if call.admission is not None and call.admission.in_flight:
+        call.in_flight = "redis"  # in the admission script's round trip
+        return
     lost_settle = call.admission.lost_settle() if call.admission is not None else None
     try:
-        call.in_flight = await inflight_begin(lost_row(event, call.worst_case, lost_settle))
+        call.in_flight = await inflight_begin(call_lost_row(call, lost_settle))
     except OSError as exc:  # the request is still metered when it ends; only crash cover is missing
         logger.error("request %s not registered in flight: %s", call.request_id, exc)
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 import httpx
 import orjson
@@ -35,7 +36,7 @@ from .catalog import ModelEntry, RouteEntry, catalog_get
 from .chat_format import chat_request_max_output, chat_request_validate
 from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_request_validate
-from .metering import call_cost, call_inflight_begin, call_meter
+from .metering import call_cost, call_inflight_begin, call_lost_row, call_meter
 from .priced_options import priced_options_requested, routes_allowing
 from .routing import route_failed, route_succeeded, routes_for
 from .sse import SSEDecoder, SSEEvent
@@ -216,6 +217,7 @@ async def _admit(call: ProxyCall, *, budgets: bool = True) -> Admission:
             call.key, started_at=call.started_at,
             prompt_tokens=call.worst_tokens[0] if budgets else _prompt_tokens_bound(call),
             worst_case=call.worst_case, budgets=budgets,
+            in_flight=(call.request_id, partial(call_lost_row, call)) if budgets else None,
         )
     except RateLimited as exc:
         # retry-after within 60 s, so every SDK honours it and retries after the window.

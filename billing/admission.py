@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
@@ -54,12 +54,17 @@ logger = logging.getLogger(__name__)
 
 ADMITTED, REFUSED, NEEDS_LOAD = 1, 0, 2
 
-# KEYS: one counter per limit, then four per budget (billing.budget.budget_state_keys).
+# KEYS: one counter per limit, then four per budget (billing.budget.budget_state_keys), then
+# optionally this process's in-flight hash (billing.inflight).
 # ARGV: now, deadline, reservation id, #limits, #budgets; per limit: limit, amount, ttl ms; per
 # budget: limit units (-1: soft, never refuses), units to reserve, ttl s, spend to store if absent
-# ('' if not loaded yet). Returns {status, used per limit..., (ok, spent, reserved) per budget...};
-# ok -1 means that budget's spend is not loaded (status NEEDS_LOAD). Nothing is counted or
-# reserved unless everything passes; expired reservations are freed on the way.
+# ('' if not loaded yet); with the in-flight hash: request id, its lost row. Returns {status, used
+# per limit..., (ok, spent, reserved) per budget...}; ok -1 means that budget's spend is not loaded
+# (status NEEDS_LOAD). Nothing is counted, reserved or registered unless everything passes;
+# expired reservations are freed on the way.
+# The in-flight hash is not under the organization's hash tag: this script assumes one Redis (as
+# the ledger's MULTI and the in-flight claim do already); on a Redis Cluster the hash would move
+# under the tag, one per process and organization.
 _ADMIT_LUA = """
 local now, deadline, rid = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local nl, nb = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -116,6 +121,10 @@ for j = 1, nb do
   end
   for i = 1, 4 do redis.call('EXPIRE', KEYS[k + i], ARGV[a + 3]) end
 end
+if #KEYS > nl + nb * 4 then
+  local a = 5 + nl * 3 + nb * 4
+  redis.call('HSET', KEYS[#KEYS], ARGV[a + 1], ARGV[a + 2])
+end
 return out
 """
 # KEYS: one TPM counter per limit to correct, then four per budget. ARGV: reservation id (may be
@@ -165,6 +174,7 @@ class Admission:
     slots: tuple[BudgetSlot, ...] = ()  # every budget of the request, settled with the real cost
     reservation_id: str = ""  # "" when nothing was reserved
     fallback: bool = False  # the limits were counted in this process's memory (Redis down)
+    in_flight: bool = False  # registered in flight by the admission script (billing.inflight)
 
     @property
     def holds(self) -> bool:
@@ -173,10 +183,13 @@ class Admission:
 
     def lost_settle(self) -> dict | None:
         """What settles this request if its process dies before metering it (billing.inflight)."""
-        if not self.slots:
-            return None
-        now = timezone.now()
-        return {"rid": self.reservation_id, "budgets": [[slot.base, slot.ttl(now)] for slot in self.slots]}
+        return _lost_settle(self.slots, self.reservation_id, timezone.now())
+
+
+def _lost_settle(slots, reservation_id: str, now: datetime) -> dict | None:
+    if not slots:
+        return None
+    return {"rid": reservation_id, "budgets": [[slot.base, slot.ttl(now)] for slot in slots]}
 
 
 NOTHING = Admission()
@@ -204,11 +217,14 @@ class _Plan:
     reservation_id: str
     now: datetime
     loaded: dict[str, int] = field(default_factory=dict)  # slot base -> spend from the ledger
+    in_flight: tuple[str, str, bytes] | None = None  # (in-flight hash, request id, lost row)
 
     def keys(self) -> list[str]:
         keys = [limit.key(self.window) for limit, _ in self.charges]
         for slot in self.slots:
             keys.extend(slot.keys())
+        if self.in_flight:
+            keys.append(self.in_flight[0])
         return keys
 
     def args(self, clock: float) -> list:
@@ -219,6 +235,8 @@ class _Plan:
             hard = slot.rule.hard
             args.extend([to_units(slot.rule.amount_usd) if hard else -1, self.units if hard else 0,
                          slot.ttl(self.now), self.loaded.get(slot.base, "")])
+        if self.in_flight:
+            args.extend(self.in_flight[1:])
         return args
 
 
@@ -276,14 +294,18 @@ def _admit_local(memory, plan: _Plan, clock: float) -> list[int]:
 
 
 async def admit(
-    key: "KeyContext", *, started_at: datetime, prompt_tokens: int, worst_case: Decimal, budgets: bool = True
+    key: "KeyContext", *, started_at: datetime, prompt_tokens: int, worst_case: Decimal, budgets: bool = True,
+    in_flight: "tuple[str, Callable[[dict | None], dict]] | None" = None,
 ) -> Admission:
     """Count the request against every limit and reserve it against every budget of its key and
     organization, or raise: RateLimited (checked first), OverBudget, BudgetUnavailable.
 
     `prompt_tokens` is an upper bound on the request's input (counted against TPM until
     settle), `worst_case` the most it can cost (reserved against hard budgets). `budgets=False`
-    for calls that cost nothing (count_tokens): rate limits only.
+    for calls that cost nothing (count_tokens): rate limits only. `in_flight`: (request id, a
+    function from what settles it if lost to its lost row, billing.inflight.lost_row): with Redis
+    the script registers the admitted request in flight in the same round trip
+    (Admission.in_flight says it did).
     """
     limits = _limits(key)
     slots = [BudgetSlot.of(rule, started_at) for rule in key.budgets] if budgets else []
@@ -297,6 +319,13 @@ async def admit(
     plan = _Plan(charges, slots, units, window, rid, started_at)
     fallback = False
     state = shared_state()
+    if in_flight is not None and state.uses_redis:
+        from .inflight import inflight_hash, inflight_line
+
+        hash_key = await inflight_hash()
+        if hash_key is not None:
+            request_id, lost_row = in_flight
+            plan.in_flight = (hash_key, request_id, inflight_line(lost_row(_lost_settle(slots, rid, started_at))))
     try:
         for _ in range(3):
             result = await state.script(_ADMIT_LUA, plan.keys(), plan.args(clock),
@@ -320,7 +349,7 @@ async def admit(
         # Budgets cannot be held: the limits are counted in this process; slots are still settled
         # (to shared state, if it is back by then) with nothing reserved.
         fallback, kept = True, plan.slots
-        plan.slots, plan.reservation_id = [], ""
+        plan.slots, plan.reservation_id, plan.in_flight = [], "", None
         with process_fallback._lock:
             result = _admit_local(process_fallback, plan, clock)
         plan.slots = kept
@@ -373,6 +402,7 @@ def _outcome(plan: _Plan, result: list[int], *, reset_at: float, prompt_tokens: 
     return Admission(
         limits=status, tpm=tpm, counted_tokens=prompt_tokens if tpm else 0, slots=tuple(plan.slots),
         reservation_id=plan.reservation_id if any(s.rule.hard for s in plan.slots) else "", fallback=fallback,
+        in_flight=plan.in_flight is not None,
     )
 
 

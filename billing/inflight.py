@@ -5,8 +5,10 @@ them. So each admitted request is registered with the row it would leave if it w
 0, error_type `lost_in_flight`, `lost_in_flight` set, charged its reserved worst case
 (tokens_estimated). The row the request really ends with replaces the registration.
 
-- With REDIS_URL: a hash per gateway process (request id -> that row), one HSET at admission; the
-  end is folded into the ledger push (HDEL in the same MULTI). The process keeps a heartbeat key
+- With REDIS_URL: a hash per gateway process (request id -> that row), one HSET at admission,
+  done by the admission script itself when the request has limits or budgets (billing.admission:
+  admitted and registered together, so a refusal leaves nothing to undo); the end is folded into
+  the ledger push (HDEL in the same MULTI). The process keeps a heartbeat key
   alive (INFLIGHT_TTL_SECONDS). Whoever notices the heartbeat gone (another gateway process's
   background task, the Celery `ledger_drain` task) claims the hash with one script that moves its
   rows onto the ledger queue, then settles every budget of each request at its worst case (each
@@ -39,7 +41,8 @@ logger = logging.getLogger(__name__)
 
 LOST_IN_FLIGHT = "lost_in_flight"
 PROCS_KEY = "gw:billing:open:procs"  # gateway processes that may have requests in flight
-OPEN_PREFIX = "gw:billing:open:req:"  # + process id: hash of request id -> its lost row
+OPEN_STATE_KEY = "billing:open:req:"  # as shared_state names it (it adds the "gw:" prefix)
+OPEN_PREFIX = "gw:" + OPEN_STATE_KEY  # + process id: hash of request id -> its lost row
 ALIVE_PREFIX = "gw:billing:open:alive:"  # + process id: the heartbeat
 SETTLE = "_settle"  # billing.admission.Admission.lost_settle(): the budgets to settle if lost
 
@@ -77,6 +80,35 @@ def lost_row(event: UsageEvent, worst_case: Decimal, settle: dict | None) -> dic
     if settle is not None:
         row[SETTLE] = settle
     return row
+
+
+async def inflight_hash() -> str | None:
+    """This process's in-flight hash as a shared-state key (without the "gw:" prefix), for the
+    admission script to register the request in the same round trip; None when Redis is not
+    usable (then `inflight_begin`, which journals). The process's heartbeat and membership are
+    written first, once, so an entry is never orphaned."""
+    if not _redis_usable():
+        return None
+    proc = process_id()
+    if not _process["registered"]:
+        import redis
+
+        try:
+            async with _async_redis().pipeline(transaction=True) as pipe:
+                pipe.sadd(PROCS_KEY, proc)
+                pipe.set(ALIVE_PREFIX + proc, "1", px=int(_ttl() * 1000))
+                await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            _redis_failed(exc)
+            return None
+        _process.update(registered=True, beat=time.monotonic())
+    _flusher_ensure()  # the heartbeat
+    return OPEN_STATE_KEY + proc
+
+
+def inflight_line(row: dict[str, Any]) -> bytes:
+    """A lost row as the in-flight hash stores it."""
+    return _encode(row)
 
 
 async def inflight_begin(row: dict[str, Any]) -> str:

@@ -246,16 +246,14 @@ async def usage_record_settling(event: UsageEvent, *, script: tuple[str, list, l
 
         try:
             state = shared_state()
-            async with _async_redis().pipeline(transaction=True) as pipe:
-                if script is not None:
-                    state.script_queue(pipe, *script)
-                pipe.rpush(LEDGER_KEY, _encode(row))
-                if event.in_flight == "redis":
-                    from .inflight import OPEN_PREFIX, process_id
+            commands = [state.script_command(*script)] if script is not None else []
+            commands.append(("RPUSH", LEDGER_KEY, _encode(row)))
+            if event.in_flight == "redis":
+                from .inflight import OPEN_PREFIX, process_id
 
-                    # The row and the end of the in-flight entry together: never both, never neither.
-                    pipe.hdel(OPEN_PREFIX + process_id(), event.request_id)
-                replies = await pipe.execute(raise_on_error=False)
+                # The row and the end of the in-flight entry together: never both, never neither.
+                commands.append(("HDEL", OPEN_PREFIX + process_id(), event.request_id))
+            replies = await state.transaction(commands)
             if script is not None and not isinstance(replies[0], Exception):
                 result = replies[0]
             for reply in replies[1 if script is not None else 0:]:
@@ -330,7 +328,8 @@ async def _flusher_run(wakeup: asyncio.Event) -> None:
             # On the event loop, not the drain thread: a slow database must not make this
             # process look dead to its peers.
             await inflight_heartbeat()
-            await sync_to_async(_drain, thread_sensitive=False, executor=_drain_executor)(max_batches=20, recover=True)
+            await sync_to_async(_drain, thread_sensitive=False, executor=_drain_executor)(
+                max_batches=20, recover=True, redis=settings.GATEWAY_LEDGER_DRAIN == "process")
             failures = 0
         except Exception:
             # Rows stay buffered (or go back to Redis); back off so a database outage isn't a log flood.
@@ -342,9 +341,10 @@ async def _flusher_run(wakeup: asyncio.Event) -> None:
 # --- draining into the database -------------------------------------------------------------
 
 
-def _drain(*, max_batches: int | None = None, recover: bool = False) -> int:
+def _drain(*, max_batches: int | None = None, recover: bool = False, redis: bool = True) -> int:
     """Write buffered rows (memory, then Redis) to the database. Returns rows handled.
-    `recover`: also write what dead processes left (their journals, their requests in flight)."""
+    `recover`: also write what dead processes left (their journals, their requests in flight).
+    `redis=False`: leave the Redis list to the Celery task (GATEWAY_LEDGER_DRAIN=celery)."""
     if not connection.in_atomic_block:
         close_old_connections()  # a flusher thread must not keep reusing a connection that died
     handled = 0
@@ -361,7 +361,7 @@ def _drain(*, max_batches: int | None = None, recover: bool = False) -> int:
             handled += _drain_memory(max_batches)
         except Exception as exc:
             error = exc
-        if settings.REDIS_URL:
+        if settings.REDIS_URL and redis:
             try:
                 handled += _drain_redis(max_batches)
                 state_outage.succeeded()

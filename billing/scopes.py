@@ -2,7 +2,8 @@
 
 Shared-state keys of every scope of one organization carry the same Redis Cluster hash tag (the
 organization id), so the one admission script can touch the key's and the organization's
-counters and reservations atomically, on a single Redis or a cluster alike.
+counters and reservations atomically. (The script also registers the request in this process's
+in-flight hash, which has no tag: see billing.admission before moving to a Redis Cluster.)
 """
 
 from __future__ import annotations

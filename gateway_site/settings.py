@@ -253,6 +253,14 @@ if not 1 <= GATEWAY_DRAIN_SECONDS <= 1800:
 BILLING_INFLIGHT_TTL_SECONDS = _typed("BILLING_INFLIGHT_TTL_SECONDS", env.float, 30.0)
 if BILLING_INFLIGHT_TTL_SECONDS < 1:
     raise ImproperlyConfigured("Environment variable BILLING_INFLIGHT_TTL_SECONDS is malformed: expected at least 1 second")
+# Who moves ledger rows from Redis into the database: `process` (each gateway process's background
+# task, and the Celery task) or `celery` (only the Celery `ledger_drain` task, every 5 s: the
+# gateway's event loop and GIL are left to requests; rows wait in Redis, durable, until then).
+# Without REDIS_URL rows are in process memory and the process always writes them.
+GATEWAY_LEDGER_DRAIN = env.str("GATEWAY_LEDGER_DRAIN", default="process").strip().lower()
+if GATEWAY_LEDGER_DRAIN not in ("process", "celery"):
+    raise ImproperlyConfigured(
+        f"Environment variable GATEWAY_LEDGER_DRAIN is malformed: expected process or celery, got {GATEWAY_LEDGER_DRAIN!r}")
 # Write-ahead journals of ledger rows buffered in process memory (one subdirectory per database).
 BILLING_JOURNAL_DIR = _typed("BILLING_JOURNAL_DIR", env.str, str(VAR_DIR / "journal"))
 

@@ -13,6 +13,7 @@ unreachable" documents; `process_fallback` is where per-process stand-ins keep t
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import threading
 import time
@@ -28,6 +29,12 @@ _PREFIX = "gw:"
 
 def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
+
+def _noscript(reply: Any) -> bool:
+    from redis.exceptions import NoScriptError
+
+    return isinstance(reply, NoScriptError)
+
 
 try:  # what a Redis outage looks like to callers that must keep serving through one
     from redis.exceptions import RedisError
@@ -92,6 +99,63 @@ state_outage = Outage(
 )
 
 
+class _LeanPool:
+    """The request path's Redis connections (admission, settlement): LIFO, at most `size` open,
+    callers past that wait for one. Each call is one write and one read of its replies. Profiled
+    (issue 12): redis-py's own pool and command layers (blocking-pool condition and timeout, retry
+    wrapper, metrics hooks, a readability check of the socket per checkout) cost about as much
+    client CPU as parsing the replies; this keeps redis-py's connections and parser and skips
+    the rest. A connection that fails or is cancelled mid-call is disconnected by redis-py and
+    reconnects on its next use."""
+
+    def __init__(self, make_connection, size: int) -> None:
+        self._make = make_connection
+        self._size = size
+        self._open = 0
+        self._free: list = []
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    async def call(self, commands: list[tuple]) -> list:
+        """Every reply in order; an error reply is returned as its ResponseError, not raised."""
+        from redis.exceptions import ResponseError
+
+        connection = await self._acquire()
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        finally:
+            self._release(connection)
+
+    async def _acquire(self):
+        if self._free:
+            return self._free.pop()
+        if self._open < self._size:
+            self._open += 1
+            return self._make()  # connects on its first command
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release(waiter.result())  # handed over just as this caller gave up
+            raise
+
+    def _release(self, connection) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        self._free.append(connection)
+
+
 class SharedState:
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url
@@ -129,6 +193,13 @@ class SharedState:
                 self.redis_url, decode_responses=True, socket_connect_timeout=1, socket_timeout=10
             )
         return self._sync_client
+
+    def _lean(self) -> _LeanPool:
+        client = self._async_client()
+        pool = client.__dict__.get("_gateway_lean")
+        if pool is None:
+            pool = client.__dict__["_gateway_lean"] = _LeanPool(client.connection_pool.make_connection, 64)
+        return pool
 
     def redis_async(self):
         """This loop's Redis client, for modules with their own key layout (the usage ledger)."""
@@ -189,18 +260,34 @@ class SharedState:
         if self._memory is not None:
             with self._memory._lock_reentrant():
                 return local(self._memory)
-        client = self._async_client()
-        scripts = client.__dict__.setdefault("_gateway_scripts", {})  # registered per client
-        script = scripts.get(lua)
-        if script is None:
-            script = scripts[lua] = client.register_script(lua)
-        return await script(keys=[_PREFIX + k for k in keys], args=args)
+        command = self.script_command(lua, keys, args)
+        for _ in range(2):
+            (reply,) = await self._lean().call([command])
+            if not _noscript(reply):
+                break
+            await self._async_client().script_load(lua)  # Redis restarted, or SCRIPT FLUSH
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
-    def script_queue(self, pipe, lua: str, keys: list[str], args: list) -> None:
-        """Queue `lua` on a pipeline or MULTI of this state's Redis client, by its SHA: no extra
-        round trip. If Redis has forgotten the script its reply is a NoScriptError (the other
-        commands still run); the caller then runs it with `script`, which reloads it."""
-        pipe.evalsha(_sha1(lua), len(keys), *[_PREFIX + k for k in keys], *args)
+    def script_command(self, lua: str, keys: list[str], args: list) -> tuple:
+        """`lua` as one EVALSHA command, for `transaction`: no extra round trip. If Redis has
+        forgotten the script its reply is a NoScriptError (the other commands still run); the
+        caller then runs it with `script`, which reloads it."""
+        return ("EVALSHA", _sha1(lua), len(keys), *[_PREFIX + k for k in keys], *args)
+
+    async def transaction(self, commands: list[tuple]) -> list:
+        """`commands` (raw, keys already named in full) in one MULTI/EXEC, one round trip; their
+        replies, an error reply as its exception (not raised)."""
+        from redis.exceptions import ResponseError
+
+        replies = await self._lean().call([("MULTI",), *commands, ("EXEC",)])
+        for reply in replies[:-1]:
+            if isinstance(reply, ResponseError):
+                raise reply  # refused while queueing: EXEC aborted, nothing ran
+        if isinstance(replies[-1], Exception):
+            raise replies[-1]
+        return replies[-1]
 
     # --- sync, for admin, commands and signals ---------------------------------------------
     def script_sync(self, lua: str, keys: list[str], args: list, *, local):
