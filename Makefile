@@ -21,7 +21,7 @@ var/env:
 
 run: venv var/env
 	$(PY) manage.py quickstart --base-url http://$(HOST):$(PORT)
-	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+	LOG_FORMAT=$${LOG_FORMAT:-plain} $(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 test: venv
 	$(PY) -m pytest -q $(ARGS)
