@@ -128,7 +128,8 @@ def call_meter(call: "ProxyCall") -> None:
         call_observe(call, None, None)
         return
     event = _event(call)
-    call_observe(call, event, call_cost(call))  # metrics and the request's log line
+    cost = call_cost(call)  # priced once, for the metrics line and the settle
+    call_observe(call, event, cost)  # metrics and the request's log line
     loop = asyncio.get_running_loop()
     try:
         # In process memory (the embedded default): journaled before the response goes out.
@@ -143,7 +144,7 @@ def call_meter(call: "ProxyCall") -> None:
     tasks = []
     if not recorded or (call.admission is not None and call.admission.holds):
         tasks.append(loop.create_task(settle(
-            call.admission, cost=call_cost(call) or Decimal(0),
+            call.admission, cost=cost or Decimal(0),
             tokens=usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
             event=None if recorded else event,
         )))

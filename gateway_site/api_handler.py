@@ -112,16 +112,13 @@ class ApiASGIHandler(ASGIHandler):
         body_file.close()
 
     async def _send_unreadable_body(self, scope, send) -> None:
-        from ai_proxy.errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
-
-        fmt = ANTHROPIC if scope["path"].startswith(f"{API_PREFIX}anthropic/") else OPENAI
         error = GatewayError(
             400,
             "The request body could not be read: it ended early or its chunked transfer encoding is malformed. "
             "Send it again with a Content-Length or well-formed chunks.",
             code="invalid_request_body",
         )
-        response = error_response(error, fmt, new_request_id())
+        response = error_response(error, _route_format(scope), new_request_id())
         try:
             await self.send_response(response, send)
         except (OSError, RuntimeError, asyncio.CancelledError):
@@ -140,9 +137,13 @@ async def _host_refusal(scope) -> HttpResponse | None:
     try:
         await hostname_admit(request_hostname(values))
     except BadHost as exc:
-        fmt = ANTHROPIC if scope["path"].startswith(API_PREFIX + "anthropic/") else OPENAI
-        return error_response(GatewayError(400, str(exc), code="invalid_host"), fmt, new_request_id())
+        return error_response(GatewayError(400, str(exc), code="invalid_host"), _route_format(scope), new_request_id())
     return None
+
+
+def _route_format(scope) -> str:
+    """The error format of the route a request was sent to, before Django has routed it."""
+    return ANTHROPIC if scope["path"].startswith(API_PREFIX + "anthropic/") else OPENAI
 
 
 def split_by_path(site_app, api_app):
