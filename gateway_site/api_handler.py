@@ -15,6 +15,7 @@ inline. The admin and dashboards keep Django's full stack in the ordinary handle
 from __future__ import annotations
 
 import asyncio
+import time
 
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
@@ -69,6 +70,11 @@ class ApiASGIHandler(ASGIHandler):
 
         async def process_request(request, send):
             response = await self.run_get_response(request)
+            if _draining():
+                # nginx must stop reusing its kept-alive connections to this instance before the
+                # listener closes: a POST sent on one the server is closing gets a 502 that nginx
+                # may not retry elsewhere (the request was sent).
+                response["Connection"] = "close"
             streams = OPEN_STREAMS if response.streaming else None
             if streams is not None:
                 streams.inc()
@@ -139,6 +145,20 @@ async def _host_refusal(scope) -> HttpResponse | None:
     except BadHost as exc:
         return error_response(GatewayError(400, str(exc), code="invalid_host"), _route_format(scope), new_request_id())
     return None
+
+
+_draining_checked = [0.0, False]  # when last checked, and the answer
+
+
+def _draining() -> bool:
+    """Whether SIGTERM has started this instance's drain (the flag file granian_main writes);
+    looked at no more than every 0.2 s."""
+    now = time.monotonic()
+    if now - _draining_checked[0] >= 0.2:
+        from ai_proxy.health import instance_draining
+
+        _draining_checked[:] = [now, instance_draining()]
+    return _draining_checked[1]
 
 
 def _route_format(scope) -> str:
