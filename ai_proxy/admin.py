@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from orgs.admin import AuditedModelAdmin
 
 from .models import CatalogModel, ModelAlias, Provider, Route
+from .providers import needs_secret, secret_is_set
 
 
 @admin.register(Provider)
@@ -27,14 +28,14 @@ class ProviderAdmin(AuditedModelAdmin):
 
     @admin.display(boolean=True, description="secret set")
     def secret_is_set(self, obj: Provider) -> bool:
-        return obj.secret_is_set
+        return secret_is_set(obj)
 
     @admin.display(description="secret")
     def secret_status(self, obj: Provider) -> str:
         # Whether the variable is set, never its value: secrets stay in the environment.
-        if not obj.pk or not obj.needs_secret:
+        if not obj.pk or not needs_secret(obj):
             return "not needed" if obj.pk else "-"
-        if obj.secret_is_set:
+        if secret_is_set(obj):
             return f"{obj.api_key_env} is set"
         return f"{obj.api_key_env} is NOT set in the gateway's environment: set it and restart"
 

@@ -7,3 +7,8 @@ class AiProxyConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals  # noqa: F401
+        from .models import Provider
+        from .providers import adapters_check
+
+        # Loudly, at startup (serve, migrate, tests): never a request that finds out.
+        adapters_check(Provider.Kind.values)

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from gateway_site.versioned_cache import VersionedCache
 
-from .models import CatalogModel, Provider
+from .models import CatalogModel
 from .priced_options import allowed_options_parse
 
 catalog_cache = VersionedCache("catalog")
@@ -30,10 +30,6 @@ class ProviderEntry:
         if not self.api_key_env:
             return None
         return os.environ.get(self.api_key_env) or None
-
-    @property
-    def needs_secret(self) -> bool:
-        return self.kind != Provider.Kind.MOCK and bool(self.api_key_env)
 
 
 @dataclass(frozen=True)
@@ -65,6 +61,8 @@ class ModelEntry:
     created: int
     routes: tuple[RouteEntry, ...] = field(default=())
     web_search_price: Decimal | None = None  # USD per 1,000 searches
+    # What operations it serves (`Operation.model_type`); "chat" until the catalog has the field.
+    model_type: str = "chat"
 
     @property
     def is_priced(self) -> bool:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -46,13 +45,7 @@ class Provider(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def needs_secret(self) -> bool:
-        return self.kind != self.Kind.MOCK and bool(self.api_key_env)
-
-    @property
-    def secret_is_set(self) -> bool:
-        return not self.needs_secret or bool(os.environ.get(self.api_key_env))
+    # Whether it needs a secret depends on its kind's adapter: ai_proxy.providers.needs_secret.
 
 
 class CatalogModel(models.Model):

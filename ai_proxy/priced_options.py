@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .errors import ANTHROPIC, OPENAI, GatewayError
+from .providers import ADAPTERS
 
 # Versions of the Messages API the gateway's parsing and metering understand.
 ANTHROPIC_VERSIONS = ("2026-10-21", "2023-06-01", "2023-01-01")
@@ -70,7 +71,7 @@ def allowed_options_problems(text: str, *, provider_kind: str | None, web_search
     for name in sorted(allowed_options_parse(text)):
         if not _OPTION_RE.match(name):
             problems.append(f"`{name}` is not an option name the gateway knows (see the field's help).")
-        elif name.startswith(_ANTHROPIC_ONLY) and provider_kind not in (None, "anthropic"):
+        elif name.startswith(_ANTHROPIC_ONLY) and provider_kind is not None and _dialect(provider_kind) != ANTHROPIC:
             problems.append(f"`{name}` only applies to routes whose provider speaks the Anthropic format.")
         elif name in WEB_SEARCH_OPTIONS and not web_search_priced:
             problems.append(f"`{name}` needs the model's web search price (USD per 1,000 searches) set first.")
@@ -164,10 +165,15 @@ def _one_hour_cache_path(body: dict) -> str | None:
     return None
 
 
+def _dialect(kind: str) -> str | None:
+    """The wire dialect of a provider kind (None for a kind with no adapter)."""
+    adapter = ADAPTERS.get(kind)
+    return adapter.dialect if adapter is not None else None
+
+
 def _refusal(option: PricedOption, route, model) -> str | None:
     """Why `route` cannot take `option`, or None when it can (or the option never reaches it)."""
-    dialect = ANTHROPIC if route.provider.kind == "anthropic" else OPENAI
-    if dialect != option.dialect:
+    if _dialect(route.provider.kind) != option.dialect:
         if option.foreign_refused:
             return f"its provider ({route.provider.name}) does not speak the Anthropic format"
         return None  # translation drops it or refuses it by its own rules; the price is unchanged
@@ -206,6 +212,6 @@ def routes_allowing(options: tuple[PricedOption, ...], routes: list, model) -> l
 
 def web_searches_billed(body: dict, route, client_format: str) -> int:
     """Searches the provider bills that its usage does not report: OpenAI-format search runs one per request."""
-    if client_format == OPENAI and route is not None and route.provider.kind != "anthropic":
+    if client_format == OPENAI and route is not None and _dialect(route.provider.kind) == OPENAI:
         return 1 if body.get("web_search_options") is not None else 0
     return 0

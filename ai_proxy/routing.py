@@ -20,6 +20,7 @@ from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
 
 from .catalog import ModelEntry, RouteEntry
 from .errors import GatewayError
+from .providers import needs_secret
 
 
 _FAILURE_WINDOW_SECONDS = 60.0
@@ -56,7 +57,7 @@ async def _cooling(routes: list[RouteEntry]) -> set[int]:
 
 async def routes_for(model: ModelEntry) -> list[RouteEntry]:
     """Routes to try, in order. Raises 503 when no route can be tried at all."""
-    usable = [r for r in model.routes if not r.provider.needs_secret or r.provider.secret()]
+    usable = [r for r in model.routes if not needs_secret(r.provider) or r.provider.secret()]
     if not usable:
         if not model.routes:
             raise GatewayError(503, f"Model `{model.public_id}` has no enabled route.", code="no_route_available")

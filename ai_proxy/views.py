@@ -10,6 +10,7 @@ from gateway_site.api_views import ApiView
 from .catalog import ModelEntry, catalog_get_sync
 from .errors import GatewayError, raise_for_drf
 from .health import beat_status, cache_check, database_check, instance_draining, routes_cooling
+from .providers import needs_secret
 
 
 def _price(value) -> str | None:
@@ -82,7 +83,7 @@ class HealthApi(ApiView):
                 catalog = catalog_get_sync()
                 seen = {r.provider.name: r.provider for m in catalog.models.values() for r in m.routes}
                 providers = {
-                    name: ("ok" if not p.needs_secret or p.secret() else f"missing secret: set {p.api_key_env}")
+                    name: ("ok" if not needs_secret(p) or p.secret() else f"missing secret: set {p.api_key_env}")
                     for name, p in sorted(seen.items())
                 }
                 checks["routes_cooling_down"] = routes_cooling() if checks["cache"] == "ok" else []

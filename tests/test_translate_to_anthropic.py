@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ai_proxy.chat_format import chat_request_validate
 from ai_proxy.errors import GatewayError
-from ai_proxy.translate_to_anthropic import (
+from ai_proxy.translations.chat_to_anthropic import (
     AnthropicStreamToChat,
     anthropic_to_chat_response,
     chat_to_anthropic_request,

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from ai_proxy.models import Provider
+from ai_proxy.providers import ADAPTERS, needs_secret, secret_is_set
 from orgs.services import audit_record
 
 
@@ -36,8 +37,9 @@ class Command(BaseCommand):
         if opts["enable"] or opts["disable"]:
             provider.enabled = bool(opts["enable"])
             changes["enabled"] = provider.enabled
-        if provider.kind != Provider.Kind.MOCK and not provider.base_url:
-            raise CommandError("--base-url is required for openai and anthropic providers.")
+        adapter = ADAPTERS.get(provider.kind)
+        if adapter is not None and adapter.needs_base_url and not provider.base_url:
+            raise CommandError(f"--base-url is required for {provider.kind} providers.")
         try:
             provider.full_clean()
         except ValidationError as exc:
@@ -45,7 +47,7 @@ class Command(BaseCommand):
         provider.save()
         audit_record(actor="cli", action="create" if created else "change", obj=provider, changes=changes)
         state = "enabled" if provider.enabled else "disabled"
-        secret = "" if not provider.needs_secret else (
-            f"; secret {provider.api_key_env} is {'set' if provider.secret_is_set else 'NOT set'}")
+        secret = "" if not needs_secret(provider) else (
+            f"; secret {provider.api_key_env} is {'set' if secret_is_set(provider) else 'NOT set'}")
         self.stdout.write(f"Provider {provider.name} {'created' if created else 'updated'} "
                           f"({provider.kind}, {provider.base_url or 'offline'}, {state}{secret}).")
