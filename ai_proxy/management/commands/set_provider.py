@@ -39,7 +39,8 @@ class Command(BaseCommand):
             changes["enabled"] = provider.enabled
         adapter = ADAPTERS.get(provider.kind)
         if adapter is not None and adapter.needs_base_url and not provider.base_url:
-            raise CommandError(f"--base-url is required for {provider.kind} providers.")
+            networked = [kind for kind, a in ADAPTERS.items() if a.needs_base_url]
+            raise CommandError(f"--base-url is required for {' and '.join(networked)} providers.")
         try:
             provider.full_clean()
         except ValidationError as exc:
