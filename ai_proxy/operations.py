@@ -46,6 +46,7 @@ class Operation:
     per request.
 
     name            the ledger's endpoint value (billing.UsageRecord.Endpoint) and the log's.
+    label           how messages name it ("chat completions").
     error_format    "openai" | "anthropic": the error bodies and rate-limit headers its clients read.
     body_format     its request body's format: the first half of the translation key
                     (ai_proxy.translations: ("chat", "anthropic") -> chat_to_anthropic ...).
@@ -71,6 +72,7 @@ class Operation:
     """
 
     name: str
+    label: str
     error_format: str
     body_format: str
     validate: Callable[[dict], dict]
@@ -99,6 +101,7 @@ def _messages_max_output(body: dict, model: "ModelEntry") -> tuple[int, int]:
 
 CHAT_COMPLETIONS = Operation(
     name=UsageRecord.Endpoint.OPENAI,
+    label="chat completions",
     error_format=OPENAI,
     body_format="chat",
     validate=chat_request_validate,
@@ -108,6 +111,7 @@ CHAT_COMPLETIONS = Operation(
 
 MESSAGES = Operation(
     name=UsageRecord.Endpoint.ANTHROPIC,
+    label="messages",
     error_format=ANTHROPIC,
     body_format="messages",
     validate=messages_request_validate,
@@ -119,6 +123,7 @@ MESSAGES = Operation(
 # to an error, so it brings its own `serve`.
 COUNT_TOKENS = Operation(
     name=UsageRecord.Endpoint.COUNT_TOKENS,
+    label="count_tokens",
     error_format=ANTHROPIC,
     body_format="messages",
     validate=messages_count_tokens_validate,

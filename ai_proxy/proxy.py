@@ -272,12 +272,13 @@ def _route_plan(call: ProxyCall, route: RouteEntry) -> tuple[ProviderAdapter, st
     try:
         if adapter is None:  # a kind written to the database behind the model's choices
             raise UnsupportedOperation(f"provider kind `{route.provider.kind}` has no adapter")
+        translation = translation_for(call.operation.body_format, adapter.dialect)
         path_key = call.operation.upstream_paths.get(adapter.dialect)
         if path_key is None or not adapter.supports(path_key):
             raise UnsupportedOperation(
-                f"provider kind `{route.provider.kind}` ({adapter.dialect}) has no endpoint for `{call.operation.name}`"
+                f"provider kind `{route.provider.kind}` has no endpoint for {call.operation.label} "
+                f"(upstream path `{path_key or 'none for the ' + adapter.dialect + ' dialect'}`)"
             )
-        translation = translation_for(call.operation.body_format, adapter.dialect)
     except (UnsupportedOperation, TranslationMissing) as exc:
         logger.error("route %s cannot serve request_id=%s: %s", route.id, call.request_id, exc)
         raise _RouteFailed(f"{route.provider.name}: cannot serve this request ({exc})", unusable=True) from None
