@@ -173,3 +173,19 @@ def test_startup_fails_loudly_when_a_kind_has_no_adapter(tmp_path):
     env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     assert subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
                           timeout=120).returncode == 0
+
+
+def test_every_forwarded_operation_can_reach_each_dialect_it_names():
+    """The tables agree: for each operation forwarded by the proxy, every dialect in its
+    `upstream_paths` has a translation and an adapter with that path (the check a new
+    operation, translation or adapter must keep passing)."""
+    from ai_proxy import operations
+    from ai_proxy.translations import translation_for
+
+    forwarded = [op for op in vars(operations).values() if isinstance(op, operations.Operation) and op.serve is None]
+    assert {op.name for op in forwarded} >= {"openai", "anthropic"}
+    for op in forwarded:
+        for dialect, path_key in op.upstream_paths.items():
+            translation = translation_for(op.body_format, dialect)
+            assert translation.framer is not None or not op.may_stream, (op.name, dialect)
+            assert any(a.dialect == dialect and a.supports(path_key) for a in ADAPTERS.values()), (op.name, dialect)
