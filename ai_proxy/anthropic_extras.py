@@ -20,7 +20,7 @@ from django.utils import timezone as dj_timezone
 
 from billing.models import UsageRecord
 
-from .catalog import ModelEntry, catalog_get
+from catalog.selectors import ModelEntry, catalog_get
 from .errors import ANTHROPIC, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_count_tokens_validate
 from .metering import call_meter

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
 
-from .catalog import catalog_get_sync
+from catalog.selectors import catalog_get_sync
 
 BEAT_KEY = "health:beat"
 DRAINING_FILE = "draining"

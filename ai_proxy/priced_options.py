@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from catalog.route_options import WEB_SEARCH_OPTIONS
+
 from .errors import ANTHROPIC, OPENAI, GatewayError
 
 # Versions of the Messages API the gateway's parsing and metering understand.
@@ -40,15 +42,9 @@ DEFAULT_BETAS = frozenset({"prompt-caching-2024-07-31"})
 CLIENT_EXECUTED_TOOLS = frozenset({"bash", "text_editor", "computer", "memory"})
 # Server tools the ledger can price: web_search per search, web_fetch at tokens only.
 METERED_SERVER_TOOLS = frozenset({"web_search", "web_fetch"})
-WEB_SEARCH_OPTIONS = frozenset({"server_tool:web_search", "web_search_options"})
 # Values that are the standard price whatever the route.
 _STANDARD = {"service_tier": (None, "auto", "default"), "inference_geo": (None, "global"), "speed": (None, "standard")}
 
-_OPTION_RE = re.compile(
-    r"^(anthropic-beta:[A-Za-z0-9._-]+|service_tier:[a-z_]+|server_tool:(web_search|web_fetch)|web_search_options"
-    r"|inference_geo:[a-z_-]+|speed:[a-z_-]+|cache_ttl:1h)$"
-)
-_ANTHROPIC_ONLY = ("anthropic-beta:", "server_tool:", "inference_geo:", "speed:", "cache_ttl:")
 _TOOL_VERSION_RE = re.compile(r"_\d{8}$")
 
 
@@ -58,23 +54,6 @@ class PricedOption:
     param: str  # where the client set it: a header name or a JSON path
     dialect: str  # the upstream dialect it reaches; other dialects drop or refuse it in translation
     foreign_refused: bool = False  # True: a route of the other dialect cannot take it at all
-
-
-def allowed_options_parse(text: str) -> frozenset[str]:
-    return frozenset(part for part in re.split(r"[\s,]+", text or "") if part)
-
-
-def allowed_options_problems(text: str, *, provider_kind: str | None, web_search_priced: bool) -> list[str]:
-    """What is wrong with a route's `allowed_options`, for the admin form (empty when fine)."""
-    problems = []
-    for name in sorted(allowed_options_parse(text)):
-        if not _OPTION_RE.match(name):
-            problems.append(f"`{name}` is not an option name the gateway knows (see the field's help).")
-        elif name.startswith(_ANTHROPIC_ONLY) and provider_kind not in (None, "anthropic"):
-            problems.append(f"`{name}` only applies to routes whose provider speaks the Anthropic format.")
-        elif name in WEB_SEARCH_OPTIONS and not web_search_priced:
-            problems.append(f"`{name}` needs the model's web search price (USD per 1,000 searches) set first.")
-    return problems
 
 
 def anthropic_headers_check(headers: Any, client_format: str) -> None:

@@ -32,7 +32,7 @@ from gateway_site.client_ip import client_ip
 from gateway_site.metrics import route_failover_count
 from orgs.selectors import KeyContext, domain_organization_get, key_context_get, presented_key
 
-from .catalog import ModelEntry, RouteEntry, catalog_get
+from catalog.selectors import ModelEntry, RouteEntry, catalog_get
 from .chat_format import chat_request_max_output, chat_request_validate
 from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_request_validate

@@ -18,7 +18,7 @@ from django.conf import settings
 from gateway_site.metrics import route_cooldown_count, route_failure_count
 from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
 
-from .catalog import ModelEntry, RouteEntry
+from catalog.selectors import ModelEntry, RouteEntry
 from .errors import GatewayError
 
 

@@ -20,7 +20,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from gateway_site.metrics import upstream_observe
 
-from .catalog import RouteEntry
+from catalog.selectors import RouteEntry
 from .mock_provider import mock_handler
 
 ANTHROPIC_VERSION = "2023-06-01"

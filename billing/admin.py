@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils.functional import cached_property
 
-from ai_proxy.models import CatalogModel
+from catalog.models import CatalogModel
 
 from .alerts import alert_channel_secret_rotate, alert_redeliver, money
 from .models import AlertChannel, AlertDelivery, Budget, BudgetAlert, DailyUsage, RollupDay, UsageRecord

@@ -479,7 +479,7 @@ def _valid_ip(value: str | None) -> str | None:
 
 
 def _insert(rows: list[dict[str, Any]]) -> None:
-    from ai_proxy.models import CatalogModel
+    from catalog.models import CatalogModel
 
 
     records, kept = [], []

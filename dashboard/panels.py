@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from ai_proxy.models import Route
+from catalog.models import Route
 from billing.histograms import LATENCY_FIELDS, TTFT_FIELDS, counts_from, percentile
 from billing.models import Budget, UsageRecord
 from billing.periods import window, zone

@@ -34,7 +34,7 @@ class Organization(models.Model):
     alert_emails = models.TextField(blank=True, help_text="Comma-separated addresses for budget alerts.")
     alert_webhook_url = models.URLField(blank=True)
     allowed_models = models.ManyToManyField(
-        "ai_proxy.CatalogModel", blank=True, related_name="+", help_text="Empty means every enabled model."
+        "catalog.CatalogModel", blank=True, related_name="+", help_text="Empty means every enabled model."
     )
     # Limits on the whole organization, across all its keys (each key may have tighter ones).
     rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute, all keys together.")
@@ -106,7 +106,7 @@ class ApiKey(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rotated_to"
     )
     allowed_models = models.ManyToManyField(
-        "ai_proxy.CatalogModel", blank=True, related_name="+", help_text="Empty means all the organization's models."
+        "catalog.CatalogModel", blank=True, related_name="+", help_text="Empty means all the organization's models."
     )
     rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute.")
     tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute.")

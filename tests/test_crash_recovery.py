@@ -116,7 +116,7 @@ def _stream_in_background(url: str, key: str, **body) -> threading.Event:
 
 
 def _assert_charged_worst_case(row) -> None:
-    from ai_proxy.models import CatalogModel
+    from catalog.models import CatalogModel
     from billing.budget import worst_case_cost
     from billing.pricing import Prices
 

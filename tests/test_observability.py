@@ -145,7 +145,7 @@ def test_one_json_log_line_per_request_without_the_key_or_the_prompt(gateway, al
 
 
 def test_health_reports_celery_beat_and_routes_in_cool_down(catalog):
-    from ai_proxy.models import Route
+    from catalog.models import Route
     from ai_proxy.tasks import beat_heartbeat
     from gateway_site.shared_state import shared_state
 

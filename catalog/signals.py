@@ -3,7 +3,7 @@
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from .catalog import catalog_cache
+from .selectors import catalog_cache
 from .models import CatalogModel, ModelAlias, Provider, Route
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from gateway_site.versioned_cache import VersionedCache
 
 from .models import CatalogModel, Provider
-from .priced_options import allowed_options_parse
+from .route_options import allowed_options_parse
 
 catalog_cache = VersionedCache("catalog")
 
