@@ -21,10 +21,11 @@ from django.utils import timezone as dj_timezone
 from billing.models import UsageRecord
 
 from catalog.selectors import ModelEntry, catalog_get
-from .errors import ANTHROPIC, GatewayError, error_response, new_request_id, request_id_headers
+from core.request_body import request_json_body
+from core.errors import ANTHROPIC, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_count_tokens_validate
 from .metering import call_meter
-from .proxy import ProxyCall, _admit, request_authenticate, request_json_body
+from .proxy import ProxyCall, _admit, request_authenticate
 from .tokens import tokens_for_request
 from .upstream import COUNT_TOKENS_PATH, provider_error_message, upstream_send
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from .errors import GatewayError
+from core.errors import GatewayError
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _PART_TYPES = {

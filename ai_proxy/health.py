@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
+from core.shared_state import STATE_ERRORS, shared_state, state_outage
 
 from catalog.selectors import catalog_get_sync
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import GatewayError
+from core.errors import GatewayError
 
 ROLES = ("user", "assistant", "system")
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")

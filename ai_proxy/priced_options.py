@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 from catalog.route_options import WEB_SEARCH_OPTIONS
 
-from .errors import ANTHROPIC, OPENAI, GatewayError
+from core.errors import ANTHROPIC, OPENAI, GatewayError
 
 # Versions of the Messages API the gateway's parsing and metering understand.
 ANTHROPIC_VERSIONS = ("2026-10-21", "2023-06-01", "2023-01-01")

@@ -19,8 +19,6 @@ from functools import partial
 
 import httpx
 import orjson
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
@@ -28,13 +26,14 @@ from billing.admission import Admission, admit
 from billing.budget import BudgetUnavailable, OverBudget, worst_case_cost
 from billing.pricing import prices_from_model
 from billing.ratelimit import RateLimited, RateLimitStatus
-from gateway_site.client_ip import client_ip
-from gateway_site.metrics import route_failover_count
+from core.client_ip import client_ip
+from core.metrics import route_failover_count
+from core.request_body import request_json_body
 from orgs.selectors import KeyContext, domain_organization_get, key_context_get, presented_key
 
 from catalog.selectors import ModelEntry, RouteEntry, catalog_get
 from .chat_format import chat_request_max_output, chat_request_validate
-from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id, request_id_headers
+from core.errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_request_validate
 from .metering import call_cost, call_inflight_begin, call_lost_row, call_meter
 from .priced_options import priced_options_requested, routes_allowing
@@ -129,56 +128,6 @@ async def request_authenticate(request: HttpRequest) -> KeyContext:
             code="invalid_api_key",
         )
     return ctx
-
-
-def request_json_body(request: HttpRequest) -> dict:
-    content_type = request.content_type or ""
-    if content_type != "application/json":
-        raise GatewayError(
-            400,
-            f"Content-Type must be application/json, got {content_type or 'none'}.",
-            code="invalid_content_type",
-        )
-    length = request.META.get("CONTENT_LENGTH")
-    limit = settings.GATEWAY_MAX_BODY_BYTES
-    if length and length.isdigit() and int(length) > limit:
-        raise GatewayError(
-            413, f"Request body is {int(length)} bytes; the limit is {limit} bytes.", code="request_too_large"
-        )
-    try:
-        raw = request.body
-    except RequestDataTooBig:  # a chunked body with no Content-Length, past Django's own cap
-        raise GatewayError(413, f"Request body is over the limit of {limit} bytes.", code="request_too_large") from None
-    if len(raw) > limit:
-        raise GatewayError(413, f"Request body is {len(raw)} bytes; the limit is {limit} bytes.", code="request_too_large")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise GatewayError(400, f"Request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise GatewayError(400, "Request body must be a JSON object.", code="invalid_json")
-    if _nested_deeper_than(body, MAX_JSON_DEPTH):
-        # orjson reads up to 1024 levels but writes only 255: deeper would fail on the way upstream.
-        raise GatewayError(
-            400, f"Request body is nested more than {MAX_JSON_DEPTH} levels deep.", code="invalid_json"
-        )
-    return body
-
-
-MAX_JSON_DEPTH = 128
-
-
-def _nested_deeper_than(value: object, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, (dict, list)))
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
-    return False
 
 
 async def _resolve(call: ProxyCall) -> ModelEntry:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
+from core.errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
 from .proxy import proxy_handle
 from .anthropic_extras import anthropic_count_tokens, anthropic_models
 

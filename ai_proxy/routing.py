@@ -15,11 +15,11 @@ from itertools import groupby
 
 from django.conf import settings
 
-from gateway_site.metrics import route_cooldown_count, route_failure_count
-from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
+from core.metrics import route_cooldown_count, route_failure_count
+from core.shared_state import STATE_ERRORS, shared_state, state_outage
 
 from catalog.selectors import ModelEntry, RouteEntry
-from .errors import GatewayError
+from core.errors import GatewayError
 
 
 _FAILURE_WINDOW_SECONDS = 60.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import orjson
 
-from .errors import ANTHROPIC, OPENAI
+from core.errors import ANTHROPIC, OPENAI
 from .sse import SSE_DONE, SSEEvent, sse_data, sse_named
 from .translate_to_anthropic import AnthropicStreamToChat
 from .translate_to_openai import ChatStreamToAnthropic

@@ -36,7 +36,7 @@ import time
 import uuid
 from typing import Any
 
-from .errors import GatewayError
+from core.errors import GatewayError
 from .usage import usage_from_anthropic
 
 PROVIDER = "Anthropic"

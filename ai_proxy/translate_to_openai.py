@@ -32,7 +32,7 @@ import math
 import uuid
 from typing import Any
 
-from .errors import GatewayError
+from core.errors import GatewayError
 from .usage import usage_from_openai
 
 OPENAI_TOOL_NAME_MAX = 64

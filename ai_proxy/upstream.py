@@ -18,7 +18,7 @@ import orjson
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
-from gateway_site.metrics import upstream_observe
+from core.metrics import upstream_observe
 
 from catalog.selectors import RouteEntry
 from .mock_provider import mock_handler

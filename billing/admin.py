@@ -190,7 +190,7 @@ class RollupDayAdmin(ReadOnlyAdmin):
 
 
 class BudgetInline(admin.TabularInline):
-    """Edited on the organization page; its audited save (orgs.admin.AuditedModelAdmin) records
+    """Edited on the organization page; its audited save (core.audited_admin.AuditedModelAdmin) records
     every change with the operator's name."""
 
     model = Budget
@@ -287,7 +287,7 @@ class AlertChannelAdmin(admin.ModelAdmin):
         return ("organization", "kind", "created_at")
 
     def save_model(self, request, obj, form, change) -> None:
-        from orgs.admin import form_changes
+        from core.audited_admin import form_changes
         from orgs.services import audit_record
 
         before = type(obj)._default_manager.filter(pk=obj.pk).first() if change else None

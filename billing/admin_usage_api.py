@@ -22,8 +22,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.response import Response
 
-from ai_proxy.errors import GatewayError, raise_for_drf
-from gateway_site.api_views import ApiView
+from core.errors import GatewayError, raise_for_drf
+from core.api_views import ApiView
 from orgs.members import STAFF_TOKEN_PREFIX, staff_token_user
 
 from .renderers import ExactDecimalJSONRenderer

@@ -17,7 +17,7 @@ from django.db.models.functions import TruncDay, TruncHour
 
 from .histograms import LATENCY_FIELDS, TTFT_FIELDS, bucket_ranges
 from .models import HourlyUsage, HourlyUsageDay, HourlyUsageOrgDay, RollupHour, UsageRecord
-from .periods import zone
+from core.time_zones import zone
 from .selectors import cost_sum, cost_value
 
 UTC = dt.timezone.utc

@@ -9,9 +9,9 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.response import Response
 
-from gateway_site.api_views import ApiView
+from core.api_views import ApiView
 
-from ai_proxy.errors import GatewayError, raise_for_drf
+from core.errors import GatewayError, raise_for_drf
 
 from .metering import ledger_flush_sync
 from .renderers import ExactDecimalJSONRenderer

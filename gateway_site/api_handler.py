@@ -8,7 +8,7 @@ spending most of each request hopping threads, not proxying:
   request_started/request_finished receivers and `response.close()` run in it.
 The API needs no middleware (no sessions, cookies, CSRF or messages: keys authenticate every
 request) and its database work runs in worker threads that check their own connections
-(gateway_site.db), so this handler runs the view straight on the loop and closes the response
+(core.db), so this handler runs the view straight on the loop and closes the response
 inline. The admin and dashboards keep Django's full stack in the ordinary handler.
 """
 
@@ -23,8 +23,8 @@ from django.urls import set_script_prefix
 from django.core.exceptions import RequestAborted
 from django.http import HttpResponse
 
-from ai_proxy.errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
-from gateway_site.metrics import IN_FLIGHT, OPEN_STREAMS
+from core.errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
+from core.metrics import IN_FLIGHT, OPEN_STREAMS
 from orgs.hosts import BadHost, hostname_admit, request_hostname
 
 API_PREFIX = "/api/ai/"

@@ -19,7 +19,7 @@ hostname_validator = RegexValidator(
 def timezone_validate(value: str) -> None:
     from django.core.exceptions import ValidationError
 
-    from billing.periods import zone
+    from core.time_zones import zone
 
     try:
         zone(value)
@@ -160,22 +160,6 @@ class AuditLog(models.Model):
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.object_type} {self.object_repr}"
 
-
-class CacheVersion(models.Model):
-    """The current version of one per-process cache (gateway_site.versioned_cache).
-
-    In the database, the one store every process and instance shares in every deployment, so a
-    change made anywhere (a command, the admin, another instance) reaches every running server.
-    Each change writes a new random token: a version never repeats, so no process can mistake a
-    later state for the one it cached.
-    """
-
-    name = models.CharField(max_length=40, primary_key=True)
-    token = models.CharField(max_length=32)
-    changed_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"{self.name} @ {self.token}"
 
 
 class OrganizationMember(models.Model):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from gateway_site.versioned_cache import VersionedCache
+from core.versioned_cache import VersionedCache
 
 from .hosts import hostname_of
 from .keys import key_hash, key_matches, key_prefix_of

@@ -43,6 +43,14 @@ def audit_record(
     )
 
 
+def audit_organization(obj: models.Model) -> Organization | None:
+    """The organization an audited object belongs to (registered with core.audit)."""
+    if isinstance(obj, Organization):
+        return obj
+    org = getattr(obj, "organization", None)
+    return org if isinstance(org, Organization) else None
+
+
 @transaction.atomic
 def organization_create(
     *,

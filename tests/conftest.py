@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from catalog.selectors import catalog_cache
-from gateway_site.shared_state import shared_state
+from core.shared_state import shared_state
 from orgs.selectors import key_cache
 
 

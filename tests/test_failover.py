@@ -101,7 +101,7 @@ def test_it_cools_down_a_route_that_keeps_failing(gateway, settings):
 
 
 def test_it_probes_a_cooled_route_again_after_the_cooldown(gateway, settings):
-    from gateway_site.shared_state import shared_state
+    from core.shared_state import shared_state
 
     settings.GATEWAY_COOLDOWN_FAILURES = 1
     route = _backup_route(gateway)

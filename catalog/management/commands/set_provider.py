@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from catalog.models import Provider
-from orgs.services import audit_record
+from core.audit import audit_record
 
 
 class Command(BaseCommand):
