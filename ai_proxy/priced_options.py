@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 from catalog.route_options import WEB_SEARCH_OPTIONS
 
-from core.errors import ANTHROPIC, OPENAI, GatewayError
+from core.errors import ANTHROPIC, ErrorCode, GatewayError, OPENAI
 
 # Versions of the Messages API the gateway's parsing and metering understand.
 ANTHROPIC_VERSIONS = ("2026-10-21", "2023-06-01", "2023-01-01")
@@ -65,7 +65,7 @@ def anthropic_headers_check(headers: Any, client_format: str) -> None:
                 "The `anthropic-beta` header is not accepted on /chat/completions: beta features are only "
                 "forwarded on the Anthropic Messages endpoint (/api/ai/anthropic/v1/messages), to routes that allow them.",
                 param="anthropic-beta",
-                code="unsupported_header",
+                code=ErrorCode.UNSUPPORTED_HEADER,
             )
         return  # anthropic-version on /chat/completions: never forwarded, the gateway sends its own
     version = headers.get("anthropic-version")
@@ -75,7 +75,7 @@ def anthropic_headers_check(headers: Any, client_format: str) -> None:
             f"anthropic-version: `{version}` is not a version this gateway accepts; "
             f"use one of {', '.join(ANTHROPIC_VERSIONS)}.",
             param="anthropic-version",
-            code="invalid_request_error",
+            code=ErrorCode.INVALID_REQUEST_ERROR,
         )
 
 
@@ -113,7 +113,7 @@ def _anthropic_options(body: dict, headers: Any) -> Iterable[PricedOption]:
                 f"tools[{i}].type: the server tool `{kind}` is billed by the provider in a way this gateway "
                 "cannot meter, so it is not available through the gateway.",
                 param=f"tools[{i}].type",
-                code="unsupported_parameter",
+                code=ErrorCode.UNSUPPORTED_PARAMETER,
             )
         yield PricedOption(f"server_tool:{base}", f"tools[{i}]", ANTHROPIC)
     for key in ("inference_geo", "speed"):
@@ -173,13 +173,13 @@ def routes_allowing(options: tuple[PricedOption, ...], routes: list, model) -> l
                 f"model `{model.public_id}` ({reasons[0]}). Remove it, or ask the gateway operator to add "
                 f"`{option.name}` to the allowed options of this model's route.",
                 param=option.param,
-                code="option_not_allowed",
+                code=ErrorCode.OPTION_NOT_ALLOWED,
             )
     raise GatewayError(  # every route refuses a combination of options
         400,
         f"No route of model `{model.public_id}` allows all of these options together: "
         f"{', '.join(o.name for o in options)}. Ask the gateway operator to allow them on one route.",
-        code="option_not_allowed",
+        code=ErrorCode.OPTION_NOT_ALLOWED,
     )
 
 
