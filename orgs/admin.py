@@ -15,20 +15,17 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.forms import BaseFormSet, ModelForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from core.audited_admin import AuditedModelAdmin
-from billing.admin import AlertChannelInline, BudgetInline, budget_status_text, organization_budget_statuses_for
 
 from .forms import ApiKeyIssueForm, ApiKeyRotateForm
 from .models import ApiKey, AuditLog, Organization, VanityDomain
-from .services import IssuedKey, api_key_issue, api_key_revoke, api_key_rotate, audit_record
+from .services import IssuedKey, api_key_issue, api_key_revoke, api_key_rotate
 
 
 # --- organizations ------------------------------------------------------------------------
@@ -64,12 +61,13 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedModelAdmin):
-    list_display = ("slug", "name", "is_active", "domain_list", "active_keys", "budget_this_period")
+    list_display = ("slug", "name", "is_active", "domain_list", "active_keys")
     list_filter = ("is_active",)
     search_fields = ("slug", "name", "domains__hostname")
     filter_horizontal = ("allowed_models",)
     readonly_fields = ("created_at", "updated_at")
-    inlines = (VanityDomainInline, ApiKeyInline, BudgetInline, AlertChannelInline)
+    # billing.admin adds the budget and alert-channel inlines, spend and alert views to this page.
+    inlines = (VanityDomainInline, ApiKeyInline)
     fieldsets = (
         (None, {"fields": ("slug", "name", "is_active", "created_at", "updated_at")}),
         ("Models", {"fields": ("allowed_models",)}),
@@ -79,101 +77,6 @@ class OrganizationAdmin(AuditedModelAdmin):
         ("Budgets", {"fields": ("timezone",)}),
         ("Privacy", {"fields": ("store_content",)}),
     )
-
-    # --- budgets and alerts --------------------------------------------------------------
-
-    def get_changelist_instance(self, request: HttpRequest):
-        changelist = super().get_changelist_instance(request)
-        # Spend of the page's organizations at once, not a query per row; the rows rendered are
-        # these very instances, so each carries its figures.
-        statuses = organization_budget_statuses_for(changelist.result_list, timezone.now())
-        for org in changelist.result_list:
-            org._budget_statuses = statuses.get(org.pk, [])
-        return changelist
-
-    @admin.display(description="budget this period (spent of amount)")
-    def budget_this_period(self, obj: Organization) -> str:
-        return budget_status_text(getattr(obj, "_budget_statuses", []))
-
-    def get_urls(self):
-        urls = [
-            path("<path:object_id>/send-test-alert/", self.admin_site.admin_view(self.send_test_alert_view),
-                 name="orgs_organization_send_test_alert"),
-            path("<path:object_id>/alerts/<int:alert_id>/redeliver/", self.admin_site.admin_view(self.redeliver_view),
-                 name="orgs_organization_redeliver_alert"),
-        ]
-        return urls + super().get_urls()
-
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None):
-        from billing.models import AlertDelivery, BudgetAlert
-
-        extra_context = {
-            **(extra_context or {}),
-            "alert_history": BudgetAlert.objects.filter(organization_id=object_id).select_related(
-                "budget__api_key")[:50] if object_id.isdigit() else [],
-            "delivery_log": AlertDelivery.objects.filter(alert__organization_id=object_id).select_related(
-                "alert", "channel")[:50] if object_id.isdigit() else [],
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def _organization_for_post(self, request: HttpRequest, object_id: str) -> Organization:
-        obj = self.get_object(request, object_id)
-        if request.method != "POST" or obj is None or not self.has_change_permission(request, obj):
-            raise PermissionDenied
-        return obj
-
-    def send_test_alert_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        from billing.alerts import alert_test_send
-
-        org = self._organization_for_post(request, object_id)
-        results = alert_test_send(organization=org)
-        if not results:
-            self.message_user(request, "No enabled alert channel to send to.", messages.WARNING)
-        for channel, outcome in results:
-            if outcome.ok:
-                self.message_user(request, f"Test alert delivered to {channel}.", messages.SUCCESS)
-            else:
-                self.message_user(request, f"Test alert to {channel} failed: {outcome.error}", messages.ERROR)
-        return HttpResponseRedirect(reverse("admin:orgs_organization_change", args=[org.pk]))
-
-    def redeliver_view(self, request: HttpRequest, object_id: str, alert_id: int) -> HttpResponse:
-        from billing.alerts import alert_redeliver
-        from billing.models import BudgetAlert
-
-        org = self._organization_for_post(request, object_id)
-        alert = BudgetAlert.objects.filter(organization=org, pk=alert_id).first()
-        if alert is None:
-            raise PermissionDenied
-        queued = alert_redeliver(alert=alert)
-        audit_record(actor=request.user, action="redeliver_alert", obj=alert, organization=org)
-        self.message_user(request, f"Alert {alert.payload['id']} queued for {queued} channel(s).", messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:orgs_organization_change", args=[org.pk]))
-
-    def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseFormSet, change: bool) -> None:
-        super().save_formset(request, form, formset, change)
-        from billing.models import AlertChannel
-
-        if formset.model is AlertChannel:
-            # New webhooks got a signing secret on save: the response shows it, once.
-            request._new_webhook_secrets = [
-                (c, c.secret) for c in formset.new_objects if c.kind == AlertChannel.Kind.WEBHOOK
-            ]
-
-    def _secrets_or(self, request: HttpRequest, response: HttpResponse, obj: Organization) -> HttpResponse:
-        items = getattr(request, "_new_webhook_secrets", None)
-        if not items:
-            return response
-        from billing.admin import webhook_secrets_shown_once
-
-        shown = webhook_secrets_shown_once(request, self.admin_site, items)
-        shown.context_data["done_url"] = reverse("admin:orgs_organization_change", args=[obj.pk])
-        return shown
-
-    def response_add(self, request: HttpRequest, obj: Organization, post_url_continue: str | None = None):
-        return self._secrets_or(request, super().response_add(request, obj, post_url_continue), obj)
-
-    def response_change(self, request: HttpRequest, obj: Organization):
-        return self._secrets_or(request, super().response_change(request, obj), obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         now = timezone.now()
