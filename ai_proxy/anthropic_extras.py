@@ -19,10 +19,10 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone as dj_timezone
 
 from billing.models import UsageRecord
-
 from catalog.selectors import ModelEntry, catalog_get
-from core.request_body import request_json_body
 from core.errors import ANTHROPIC, ErrorCode, GatewayError, error_response, new_request_id, request_id_headers
+from core.request_body import request_json_body
+
 from .messages_format import messages_count_tokens_validate
 from .metering import call_meter
 from .proxy import ProxyCall, _admit, request_authenticate

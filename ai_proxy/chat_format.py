@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+
 from core.errors import ErrorCode, GatewayError
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")

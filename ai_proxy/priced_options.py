@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from catalog.route_options import WEB_SEARCH_OPTIONS
-
-from core.errors import ANTHROPIC, ErrorCode, GatewayError, OPENAI
+from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError
 
 # Versions of the Messages API the gateway's parsing and metering understand.
 ANTHROPIC_VERSIONS = ("2026-10-21", "2023-06-01", "2023-01-01")

@@ -26,15 +26,15 @@ from billing.admission import Admission, admit
 from billing.budget import BudgetUnavailable, OverBudget, worst_case_cost
 from billing.pricing import prices_from_model
 from billing.ratelimit import RateLimited, RateLimitStatus
+from catalog.selectors import ModelEntry, RouteEntry, catalog_get
 from core.client_ip import client_ip
+from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id, request_id_headers
 from core.metrics import route_failover_count
 from core.request_body import request_json_body
 from orgs.authentication import key_authenticate
 from orgs.selectors import KeyContext, presented_key
 
-from catalog.selectors import ModelEntry, RouteEntry, catalog_get
 from .chat_format import chat_request_max_output, chat_request_validate
-from core.errors import ANTHROPIC, ErrorCode, GatewayError, OPENAI, error_response, new_request_id, request_id_headers
 from .messages_format import messages_request_validate
 from .metering import call_cost, call_inflight_begin, call_lost_row, call_meter
 from .priced_options import priced_options_requested, routes_allowing

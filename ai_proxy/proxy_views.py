@@ -11,14 +11,17 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from core.errors import ANTHROPIC, ErrorCode, GatewayError, OPENAI, error_response, new_request_id
-from .proxy import proxy_handle
+from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id
+
 from .anthropic_extras import anthropic_count_tokens, anthropic_models
+from .proxy import proxy_handle
 
 
 def _method_not_allowed(request: HttpRequest, fmt: str, allowed: str) -> HttpResponse:
     response = error_response(
-        GatewayError(405, f"Method {request.method} is not allowed here; use {allowed}.", code=ErrorCode.METHOD_NOT_ALLOWED),
+        GatewayError(
+            405, f"Method {request.method} is not allowed here; use {allowed}.", code=ErrorCode.METHOD_NOT_ALLOWED
+        ),
         fmt,
         new_request_id(),
     )

@@ -15,11 +15,10 @@ from itertools import groupby
 
 from django.conf import settings
 
-from core.metrics import route_cooldown_count, route_failure_count
-from core.shared_state import STATE_ERRORS, shared_state, state_outage
-
 from catalog.selectors import ModelEntry, RouteEntry
 from core.errors import ErrorCode, GatewayError
+from core.metrics import route_cooldown_count, route_failure_count
+from core.shared_state import STATE_ERRORS, shared_state, state_outage
 
 
 _FAILURE_WINDOW_SECONDS = 60.0
@@ -59,7 +58,9 @@ async def routes_for(model: ModelEntry) -> list[RouteEntry]:
     usable = [r for r in model.routes if not r.provider.needs_secret or r.provider.secret()]
     if not usable:
         if not model.routes:
-            raise GatewayError(503, f"Model `{model.public_id}` has no enabled route.", code=ErrorCode.NO_ROUTE_AVAILABLE)
+            raise GatewayError(
+                503, f"Model `{model.public_id}` has no enabled route.", code=ErrorCode.NO_ROUTE_AVAILABLE
+            )
         missing = sorted({r.provider.api_key_env for r in model.routes})
         raise GatewayError(
             503,

@@ -37,6 +37,7 @@ import uuid
 from typing import Any
 
 from core.errors import ErrorCode, GatewayError
+
 from .usage import usage_from_anthropic
 
 PROVIDER = "Anthropic"

@@ -33,6 +33,7 @@ import uuid
 from typing import Any
 
 from core.errors import ErrorCode, GatewayError
+
 from .usage import usage_from_openai
 
 OPENAI_TOOL_NAME_MAX = 64

@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from core.api_views import ApiView
 
 from catalog.selectors import ModelEntry, catalog_get_sync
+from core.api_views import ApiView
 from core.errors import ErrorCode, GatewayError, raise_for_drf
+
 from .health import beat_status, cache_check, database_check, instance_draining, routes_cooling
 
 

@@ -22,8 +22,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.response import Response
 
-from core.errors import ErrorCode, GatewayError, raise_for_drf
 from core.api_views import ApiView
+from core.errors import ErrorCode, GatewayError, raise_for_drf
 from orgs.members import STAFF_TOKEN_PREFIX, staff_token_user
 
 from .renderers import ExactDecimalJSONRenderer
@@ -161,7 +161,8 @@ class AdminUsageApi(ApiView):
                                        param="limit", code=ErrorCode.INVALID_VALUE))
         page_start = _cursor_decode(q["page"]) if q.get("page") else start
         if page_start < start or page_start != _bucket_floor(page_start, bucket):
-            raise_for_drf(GatewayError(400, "page does not belong to this start and bucket.", param="page", code=ErrorCode.INVALID_VALUE))
+            raise_for_drf(GatewayError(
+                400, "page does not belong to this start and bucket.", param="page", code=ErrorCode.INVALID_VALUE))
         width = BUCKETS[bucket]
         page_end = min(page_start + width * limit, hour_ceil(end))
         has_more = page_start + width * limit < end

@@ -10,7 +10,6 @@ from django.utils import timezone
 from rest_framework.response import Response
 
 from core.api_views import ApiView
-
 from core.errors import ErrorCode, GatewayError, raise_for_drf
 
 from .metering import ledger_flush_sync
@@ -32,10 +31,12 @@ def _date_param(request, name: str) -> dt.date | None:
             raise ValueError
         value = dt.date.fromisoformat(raw)
     except ValueError:
-        raise_for_drf(GatewayError(400, f"{name} must be a date as YYYY-MM-DD (UTC).", param=name, code=ErrorCode.INVALID_VALUE))
+        raise_for_drf(GatewayError(
+            400, f"{name} must be a date as YYYY-MM-DD (UTC).", param=name, code=ErrorCode.INVALID_VALUE))
     if not USAGE_DATE_MIN <= value <= USAGE_DATE_MAX:
         raise_for_drf(GatewayError(
-            400, f"{name} must be between {USAGE_DATE_MIN} and {USAGE_DATE_MAX}.", param=name, code=ErrorCode.INVALID_VALUE))
+            400, f"{name} must be between {USAGE_DATE_MIN} and {USAGE_DATE_MAX}.", param=name,
+            code=ErrorCode.INVALID_VALUE))
     return value
 
 
@@ -83,7 +84,9 @@ class UsageApi(ApiView):
             from_date = _month_bounds(to_date)[0]
         if to_date < from_date:
             raise_for_drf(
-                GatewayError(400, "to_date must be on or after from_date.", param="to_date", code=ErrorCode.INVALID_VALUE)
+                GatewayError(
+                    400, "to_date must be on or after from_date.", param="to_date", code=ErrorCode.INVALID_VALUE
+                )
             )
         # Rows still buffered (at most half a second old) are written first, so a request the
         # caller just made is usually in the answer; but one batch at most: a cluster's backlog

@@ -180,7 +180,9 @@ def drf_exception_handler(exc: Exception, context: dict) -> Any:
     request_id = getattr(request, "gateway_request_id", None) or new_request_id()
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable request_id=%s: %s", request_id, type(exc).__name__)
-        err = GatewayError(503, "The gateway's database is unavailable; retry shortly.", code=ErrorCode.DATABASE_UNAVAILABLE)
+        err = GatewayError(
+            503, "The gateway's database is unavailable; retry shortly.", code=ErrorCode.DATABASE_UNAVAILABLE
+        )
         return Response(err.body(OPENAI, request_id), status=503, headers=request_id_headers(request_id))
     response = drf_default_handler(exc, context)
     if response is None:

@@ -31,9 +31,13 @@ def request_json_body(request: HttpRequest) -> dict:
     try:
         raw = request.body
     except RequestDataTooBig:  # a chunked body with no Content-Length, past Django's own cap
-        raise GatewayError(413, f"Request body is over the limit of {limit} bytes.", code=ErrorCode.REQUEST_TOO_LARGE) from None
+        raise GatewayError(
+            413, f"Request body is over the limit of {limit} bytes.", code=ErrorCode.REQUEST_TOO_LARGE
+        ) from None
     if len(raw) > limit:
-        raise GatewayError(413, f"Request body is {len(raw)} bytes; the limit is {limit} bytes.", code=ErrorCode.REQUEST_TOO_LARGE)
+        raise GatewayError(
+            413, f"Request body is {len(raw)} bytes; the limit is {limit} bytes.", code=ErrorCode.REQUEST_TOO_LARGE
+        )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -12,12 +12,12 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from catalog.models import Route
 from billing.histograms import LATENCY_FIELDS, TTFT_FIELDS, counts_from, percentile
 from billing.models import Budget, UsageRecord
 from billing.periods import window
-from core.time_zones import zone
 from billing.usage_hourly import UsageScope, hour_ceil, hour_floor, totals, usage_aggregate, usage_names
+from catalog.models import Route
+from core.time_zones import zone
 
 names_for = usage_names
 from core.shared_state import STATE_ERRORS, shared_state

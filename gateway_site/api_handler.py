@@ -23,7 +23,7 @@ from django.urls import set_script_prefix
 from django.core.exceptions import RequestAborted
 from django.http import HttpResponse
 
-from core.errors import ANTHROPIC, ErrorCode, GatewayError, OPENAI, error_response, new_request_id
+from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id
 from core.metrics import IN_FLIGHT, OPEN_STREAMS
 from orgs.hosts import BadHost, hostname_admit, request_hostname
 
@@ -143,7 +143,8 @@ async def _host_refusal(scope) -> HttpResponse | None:
     try:
         await hostname_admit(request_hostname(values))
     except BadHost as exc:
-        return error_response(GatewayError(400, str(exc), code=ErrorCode.INVALID_HOST), _route_format(scope), new_request_id())
+        error = GatewayError(400, str(exc), code=ErrorCode.INVALID_HOST)
+        return error_response(error, _route_format(scope), new_request_id())
     return None
 
 

@@ -2,8 +2,9 @@
 
 Every operator write leaves an audit row in the same transaction: key issue/revoke/rotate through
 orgs.services, every other admin save or delete through AuditedModelAdmin (also used by the
-catalog admin in catalog/admin.py; it lives in core/audited_admin.py). A key's plaintext exists only in the response to the POST
-that created it: it is rendered there directly, never stored in the session, messages or a redirect.
+catalog admin in catalog/admin.py; it lives in core/audited_admin.py). A key's plaintext exists
+only in the response to the POST that created it: it is rendered there directly, never stored in
+the session, messages or a redirect.
 """
 
 from __future__ import annotations
