@@ -14,8 +14,8 @@ import time
 import pytest
 from django.utils import timezone
 
-from ai_proxy.catalog import catalog_cache
-from gateway_site.shared_state import shared_state
+from catalog.selectors import catalog_cache
+from core.shared_state import shared_state
 from orgs.selectors import key_cache
 
 
@@ -48,7 +48,7 @@ def _fresh_shared_state():
 
 @pytest.fixture
 def catalog(db):
-    from ai_proxy.seed import catalog_seed
+    from catalog.seed import catalog_seed
 
     catalog_seed()
 

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from ai_proxy.models import CatalogModel, ModelAlias, Provider
+from catalog.models import CatalogModel, ModelAlias, Provider
 from orgs.keys import key_hash
 from orgs.models import ApiKey, AuditLog, Organization, VanityDomain
 from orgs.services import api_key_issue, api_key_revoke, api_key_rotate
@@ -402,7 +402,7 @@ def test_it_does_not_delete_keys(console, alice_org, alice_key):
 
 def test_it_audits_a_price_edit_with_old_and_new_prices(console, alice, catalog):
     model = CatalogModel.objects.get(public_id="gpt-4o")
-    url = reverse("admin:ai_proxy_catalogmodel_change", args=[model.pk])
+    url = reverse("admin:catalog_catalogmodel_change", args=[model.pk])
     data = form_data(console.get(url).content.decode(), "catalogmodel_form")
     data["input_price_per_mtok"] = ["3.5"]
 
@@ -411,7 +411,7 @@ def test_it_audits_a_price_edit_with_old_and_new_prices(console, alice, catalog)
     assert response.status_code == 302
     model.refresh_from_db()
     assert model.input_price_per_mtok == Decimal("3.5")
-    audit = AuditLog.objects.get(action="change", object_type="ai_proxy.CatalogModel")
+    audit = AuditLog.objects.get(action="change", object_type="catalog.CatalogModel")
     assert audit.actor == alice and audit.actor_label == "alice"
     assert audit.object_id == str(model.pk)
     assert audit.changes == {"input_price_per_mtok": {"old": "2.500000", "new": "3.500000"}}
@@ -435,24 +435,24 @@ def test_it_audits_prices_edited_from_the_list(console, alice, catalog):
 
 def test_it_audits_inline_aliases_and_routes(console, alice, catalog):
     model = CatalogModel.objects.get(public_id="mock-echo")
-    url = reverse("admin:ai_proxy_catalogmodel_change", args=[model.pk])
+    url = reverse("admin:catalog_catalogmodel_change", args=[model.pk])
     data = form_data(console.get(url).content.decode(), "catalogmodel_form")
     data.update({"aliases-TOTAL_FORMS": ["1"], "aliases-0-alias": ["echo"], "aliases-0-model": [str(model.pk)]})
 
     assert console.post(url, data).status_code == 302
 
     alias = ModelAlias.objects.get(alias="echo")
-    audit = AuditLog.objects.get(object_type="ai_proxy.ModelAlias")
+    audit = AuditLog.objects.get(object_type="catalog.ModelAlias")
     assert (audit.action, audit.object_id, audit.actor) == ("create", str(alias.pk), alice)
     assert audit.changes == {"alias": "echo"}
-    assert not AuditLog.objects.filter(object_type="ai_proxy.CatalogModel").exists()  # nothing else changed
+    assert not AuditLog.objects.filter(object_type="catalog.CatalogModel").exists()  # nothing else changed
 
     data = form_data(console.get(url).content.decode(), "catalogmodel_form")
     data["aliases-0-DELETE"] = ["on"]
     data["routes-0-weight"] = ["50"]
     assert console.post(url, data).status_code == 302
-    assert AuditLog.objects.filter(object_type="ai_proxy.ModelAlias", action="delete", object_id=str(alias.pk)).exists()
-    assert AuditLog.objects.get(object_type="ai_proxy.Route").changes == {"weight": {"old": 100, "new": 50}}
+    assert AuditLog.objects.filter(object_type="catalog.ModelAlias", action="delete", object_id=str(alias.pk)).exists()
+    assert AuditLog.objects.get(object_type="catalog.Route").changes == {"weight": {"old": 100, "new": 50}}
 
 
 def test_it_audits_organizations_and_domains_created_in_the_console(console, alice, catalog):
@@ -505,20 +505,20 @@ def test_it_audits_provider_edits_and_shows_only_whether_the_secret_is_set(conso
     xai = Provider.objects.get(name="xai")
     openai_provider = Provider.objects.get(name="openai")
 
-    page = console.get(reverse("admin:ai_proxy_provider_change", args=[xai.pk])).content.decode()
+    page = console.get(reverse("admin:catalog_provider_change", args=[xai.pk])).content.decode()
     assert "XAI_API_KEY is set" in page
     assert "xai-very-secret-value" not in page
     assert "OPENAI_API_KEY is NOT set" in console.get(
-        reverse("admin:ai_proxy_provider_change", args=[openai_provider.pk])).content.decode()
+        reverse("admin:catalog_provider_change", args=[openai_provider.pk])).content.decode()
     listing = console.get(_changelist(Provider)).content.decode()
     assert "xai-very-secret-value" not in listing and 'alt="False"' in listing and 'alt="True"' in listing
 
-    url = reverse("admin:ai_proxy_provider_change", args=[xai.pk])
+    url = reverse("admin:catalog_provider_change", args=[xai.pk])
     data = form_data(page, "provider_form")
     data["timeout_seconds"] = ["120"]
     del data["enabled"]
     assert console.post(url, data).status_code == 302
-    assert AuditLog.objects.get(object_type="ai_proxy.Provider").changes == {
+    assert AuditLog.objects.get(object_type="catalog.Provider").changes == {
         "timeout_seconds": {"old": 600.0, "new": 120.0},
         "enabled": {"old": True, "new": False},
     }

@@ -155,7 +155,7 @@ def _hard_budget(org, usd: str) -> None:
 
 
 def _worst_case(model_id: str, body: dict, max_output: int) -> Decimal:
-    from ai_proxy.catalog import catalog_get
+    from catalog.selectors import catalog_get
     from ai_proxy.tokens import image_tokens_max, tokens_upper_bound
     from asgiref.sync import async_to_sync
     from billing.budget import worst_case_cost

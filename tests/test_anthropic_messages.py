@@ -242,7 +242,7 @@ UPSTREAM = {"claude-3-haiku": (ANTHROPIC_MESSAGES, 529), "gpt-4o": (OPENAI_CHAT,
     ("overloaded", anthropic.InternalServerError, "api_error"),
 ])
 def test_it_maps_each_error_to_the_sdk_exception(gateway, alice_org, settings, model, case, exception, error_type):
-    from ai_proxy.models import CatalogModel
+    from catalog.models import CatalogModel
     from orgs.services import api_key_issue
 
     path, overloaded_status = UPSTREAM[model]

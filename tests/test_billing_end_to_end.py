@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from ai_proxy.catalog import catalog_get_sync
+from catalog.selectors import catalog_get_sync
 from billing.metering import ledger_flush_sync
 from billing.models import UsageRecord
 from billing.pricing import cost_compute, prices_from_model

@@ -14,8 +14,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import OperationalError, connection, connections
 
-from ai_proxy.catalog import catalog_get_sync
-from ai_proxy.models import CatalogModel
+from catalog.selectors import catalog_get_sync
+from catalog.models import CatalogModel
 from billing import metering
 from billing.metering import UsageEvent, ledger_flush, ledger_flush_sync, ledger_pending_sync, usage_record, usage_record_sync
 from billing.models import UsageRecord

@@ -101,13 +101,13 @@ def test_it_cools_down_a_route_that_keeps_failing(gateway, settings):
 
 
 def test_it_probes_a_cooled_route_again_after_the_cooldown(gateway, settings):
-    from gateway_site.shared_state import shared_state
+    from core.shared_state import shared_state
 
     settings.GATEWAY_COOLDOWN_FAILURES = 1
     route = _backup_route(gateway)
     gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(status=500))
     _ask(gateway)
-    from ai_proxy.models import Route
+    from catalog.models import Route
 
     primary_id = Route.objects.get(model__public_id="gpt-4o", provider__name="openai").pk
     assert shared_state().get_sync(f"route:cool:{primary_id}") == "1"
@@ -122,7 +122,7 @@ def test_it_probes_a_cooled_route_again_after_the_cooldown(gateway, settings):
 
 
 def test_it_spreads_load_by_weight_within_a_priority(gateway):
-    from ai_proxy.models import Route
+    from catalog.models import Route
 
     Route.objects.filter(model__public_id="gpt-4o").update(weight=3)
     add_route("gpt-4o", "openai-heavy", base_url=f"{gateway.fake.url}/v1", upstream_model="gpt-4o-heavy",

@@ -34,7 +34,7 @@ WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5
 
 
 def _set_web_search_price(model_id: str, price: D | None) -> None:
-    from ai_proxy.models import CatalogModel
+    from catalog.models import CatalogModel
 
     model = CatalogModel.objects.get(public_id=model_id)
     model.web_search_price_per_1k = price
@@ -143,7 +143,7 @@ def test_web_search_is_refused_unless_allowed(gateway):
 
 
 def test_web_search_without_a_price_cannot_be_allowed(gateway):
-    from ai_proxy.models import Route
+    from catalog.models import Route
 
     route = Route.objects.get(model__public_id="claude-3-haiku")
     route.allowed_options = "server_tool:web_search"
@@ -244,7 +244,7 @@ def test_other_anthropic_price_options_need_the_route(gateway, extra, option):
 
 
 def test_the_admin_refuses_unknown_option_names(catalog):
-    from ai_proxy.models import Route
+    from catalog.models import Route
 
     route = Route.objects.get(model__public_id="gpt-4o")
     route.allowed_options = "service_tier:priority, turbo-mode"

@@ -71,7 +71,7 @@ def test_it_refuses_requests_over_the_keys_tpm_once_tokens_are_used(gateway, ali
     from ai_proxy.tokens import IMAGE_TOKENS_MAX, tokens_upper_bound
     from billing.ratelimit import rate_limit_key
     from billing.scopes import Scope
-    from gateway_site.shared_state import shared_state
+    from core.shared_state import shared_state
     from orgs.models import ApiKey
 
     words = "one two three four five six seven eight"

@@ -19,7 +19,7 @@ from billing.histograms import LATENCY_FIELDS, TTFT_FIELDS, bucket_ranges
 from billing.hourly_rollup import usage_rollup_hours
 from billing.metering import ledger_flush_sync
 from billing.models import HourlyUsageDay, HourlyUsageOrgDay, RollupHour, UsageRecord
-from billing.periods import zone
+from core.time_zones import zone
 from billing.usage_hourly import UsageScope, hour_ceil, usage_aggregate
 from dashboard.params import view_parse
 from orgs.members import staff_token_issue
