@@ -130,6 +130,9 @@ def gateway_url(django_db_setup, django_db_blocker):
 from tests.fake_fixtures import fake_provider, fake_provider_session  # noqa: E402,F401
 from tests.proxy_helpers import gateway  # noqa: E402,F401  (the live server, the fake and SDK clients)
 
+# Fixtures shared by several modules (the ledger buffer, the operator's console, `serve` as a subprocess).
+pytest_plugins = ["tests.fixtures"]
+
 
 def pytest_sessionfinish(session, exitstatus):
     """SQLite's WAL side files outlive the test database pytest-django drops: remove ours."""

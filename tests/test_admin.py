@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
-from html.parser import HTMLParser
 
 import pytest
 from django.contrib import admin
@@ -23,68 +22,13 @@ from catalog.models import CatalogModel, ModelAlias, Provider
 from orgs.keys import key_hash
 from orgs.models import ApiKey, AuditLog, Organization, VanityDomain
 from orgs.services import api_key_issue, api_key_revoke, api_key_rotate
+from tests.helpers import form_data
 
 PLAINTEXT = re.compile(r"dm_[a-z0-9-]+_(?:prod|staging|dev)_[A-Za-z0-9]{40}")
 REGISTERED = sorted(admin.site._registry, key=lambda m: m._meta.label)
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-class _FormReader(HTMLParser):
-    """Collects what a browser would submit from one <form>: the page's own defaults."""
-
-    def __init__(self, form_id: str) -> None:
-        super().__init__()
-        self.form_id = form_id
-        self.inside = False
-        self.data: dict[str, list[str]] = {}
-        self._select: str | None = None
-        self._textarea: str | None = None
-
-    def _add(self, name: str, value: str) -> None:
-        self.data.setdefault(name, []).append(value)
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form":
-            self.inside = a.get("id") == self.form_id
-        if not self.inside or "name" not in a and tag != "option":
-            return
-        if tag == "input":
-            kind = a.get("type", "text")
-            if kind in ("submit", "button", "file", "image"):
-                return
-            if kind in ("checkbox", "radio") and "checked" not in a:
-                return
-            self._add(a["name"], a.get("value", "on" if kind == "checkbox" else ""))
-        elif tag == "select":
-            self._select = a["name"]
-            self.data.setdefault(a["name"], [])
-        elif tag == "option" and self._select and "selected" in a:
-            self._add(self._select, a.get("value", ""))
-        elif tag == "textarea":
-            self._textarea = a["name"]
-            self._add(a["name"], "")
-
-    def handle_data(self, data):
-        if self._textarea:
-            self.data[self._textarea][-1] += data
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self.inside = False
-        elif tag == "select":
-            self._select = None
-        elif tag == "textarea":
-            self._textarea = None
-
-
-def form_data(html: str, form_id: str) -> dict[str, list[str]]:
-    reader = _FormReader(form_id)
-    reader.feed(html)
-    assert reader.data, f"form {form_id} not found"
-    return {k: v for k, v in reader.data.items() if v}
 
 
 def models_api(plaintext: str):
@@ -96,20 +40,8 @@ def column_values(model) -> list[str]:
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_superuser("alice", "alice@example.com", "correct horse battery")
-
-
-@pytest.fixture
 def charlie(django_user_model):
     return django_user_model.objects.create_user("charlie", "charlie@example.com", "charlie's password")
-
-
-@pytest.fixture
-def console(alice) -> Client:
-    client = Client()
-    client.force_login(alice)
-    return client
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from billing.models import DailyUsage, RollupDay
 from billing.services import utc_today
 from orgs.models import ApiKey
-from tests.test_billing_rollup import record
+from tests.helpers import record
 
 
 @pytest.mark.django_db

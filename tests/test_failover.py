@@ -177,7 +177,7 @@ def test_it_fails_over_a_stream_that_opens_with_an_error_event(gateway):
 
 def test_it_keeps_serving_and_metering_while_redis_is_down(gateway, settings):
     from billing.models import UsageRecord
-    from tests.test_proxy_metering import _rows
+    from tests.helpers import ledger_rows
 
     real_redis = settings.REDIS_URL
     _ask(gateway)  # key and catalog now cached in this process
@@ -185,5 +185,5 @@ def test_it_keeps_serving_and_metering_while_redis_is_down(gateway, settings):
     reply = _ask(gateway)
     assert reply.choices[0].message.content == "echo: hello"
     settings.REDIS_URL = real_redis
-    rows = _rows(2)
+    rows = ledger_rows(2)
     assert len(rows) == 2 and UsageRecord.objects.filter(status=200).count() == 2

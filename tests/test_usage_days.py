@@ -25,8 +25,9 @@ from dashboard.params import view_parse
 from orgs.members import staff_token_issue
 from orgs.models import Organization
 from orgs.services import api_key_issue
-from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
 from tests.usage_seed import record_at
+
+pytestmark = pytest.mark.usefixtures("empty_ledger_buffer")
 
 UTC = timezone.utc
 SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cost",
