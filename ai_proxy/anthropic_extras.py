@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 import orjson
 from django.http import HttpRequest, HttpResponse
 
-from .catalog import ModelEntry, catalog_get
-from .errors import ANTHROPIC, GatewayError, error_response, new_request_id, request_id_headers
+from catalog.selectors import ModelEntry, catalog_get
+from core.errors import ANTHROPIC, ErrorCode, GatewayError, error_response, new_request_id, request_id_headers
+
 from .proxy import request_authenticate
 
 def _json(payload: dict, request_id: str, status: int = 200, extra: dict | None = None) -> HttpResponse:
@@ -31,7 +32,7 @@ async def anthropic_models(request: HttpRequest, model_id: str | None) -> HttpRe
         if model_id is not None:
             model = catalog.resolve(model_id)
             if model is None or not ctx.may_use(model.public_id):
-                raise GatewayError(404, f"model: {model_id}", code="model_not_found")
+                raise GatewayError(404, f"model: {model_id}", code=ErrorCode.MODEL_NOT_FOUND)
             return _json(_model_json(model), request_id)
         data = [_model_json(m) for m in catalog.models.values() if ctx.may_use(m.public_id)]
         # has_more is always false: the SDK's auto-pagination would otherwise call again.

@@ -3,11 +3,11 @@ from django.apps import AppConfig
 
 class AiProxyConfig(AppConfig):
     name = "ai_proxy"
-    verbose_name = "Model catalog and providers"
+    verbose_name = "AI proxy"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
-        from .models import Provider
+        from catalog.models import Provider
+
         from .providers import adapters_check
 
         # Loudly, at startup (serve, migrate, tests): never a request that finds out.

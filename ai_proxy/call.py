@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from billing.admission import Admission
 from billing.ratelimit import RateLimitStatus
+from catalog.selectors import ModelEntry, RouteEntry
+from core.errors import GatewayError
 from orgs.selectors import KeyContext
 
-from .catalog import ModelEntry, RouteEntry
-from .errors import GatewayError
 
 if TYPE_CHECKING:
     from .operations import Operation

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from billing.models import UsageRecord
+from core.errors import ANTHROPIC, OPENAI
 
 from .chat_format import chat_request_max_output, chat_request_validate
-from .errors import ANTHROPIC, OPENAI
 from .messages_format import messages_count_tokens_validate, messages_request_validate
 from .token_counting import count_tokens_serve
 from .tokens import tokens_for_request, tokens_upper_bound
@@ -34,8 +34,9 @@ from .tokens import tokens_for_request, tokens_upper_bound
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
+    from catalog.selectors import ModelEntry
+
     from .call import ProxyCall
-    from .catalog import ModelEntry
 
 CHAT = "chat"  # catalog model types an operation may serve (`Operation.model_type`)
 

@@ -16,15 +16,18 @@ from collections.abc import Awaitable, Callable
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id
+
 from .anthropic_extras import anthropic_models
-from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
 from .operations import CHAT_COMPLETIONS, COUNT_TOKENS, MESSAGES, Operation
 from .proxy import proxy_handle
 
 
 def _method_not_allowed(request: HttpRequest, fmt: str, allowed: str) -> HttpResponse:
     response = error_response(
-        GatewayError(405, f"Method {request.method} is not allowed here; use {allowed}.", code="method_not_allowed"),
+        GatewayError(
+            405, f"Method {request.method} is not allowed here; use {allowed}.", code=ErrorCode.METHOD_NOT_ALLOWED
+        ),
         fmt,
         new_request_id(),
     )
@@ -71,7 +74,7 @@ async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     elif request.path.endswith("/"):
         hint = " Paths take no trailing slash."
     return error_response(
-        GatewayError(404, f"No endpoint {request.method} {request.path}.{hint}", code="not_found"),
+        GatewayError(404, f"No endpoint {request.method} {request.path}.{hint}", code=ErrorCode.NOT_FOUND),
         fmt,
         new_request_id(),
     )

@@ -12,7 +12,8 @@ import httpx
 import orjson
 from django.http import HttpRequest, HttpResponse
 
-from .errors import GatewayError
+from core.errors import GatewayError
+
 from .providers import ADAPTERS
 from .proxy import response_headers
 

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import orjson
 
-from gateway_site.metrics import upstream_observe
+from catalog.selectors import RouteEntry
+from core.metrics import upstream_observe
 
-from .catalog import RouteEntry
 from .providers import ADAPTERS
 from .providers.base import loop_clients_close
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from gateway_site.api_views import ApiView
 
-from .catalog import ModelEntry, catalog_get_sync
-from .errors import GatewayError, raise_for_drf
+from catalog.selectors import ModelEntry, catalog_get_sync
+from core.api_views import ApiView
+from core.errors import ErrorCode, GatewayError, raise_for_drf
+
 from .health import beat_status, cache_check, database_check, instance_draining, routes_cooling
-from .providers import needs_secret
 
 
 def _price(value) -> str | None:
@@ -60,7 +60,7 @@ class ModelDetailApi(ApiView):
                 GatewayError(
                     404,
                     f"The model `{model_id}` does not exist or you do not have access to it.",
-                    code="model_not_found",
+                    code=ErrorCode.MODEL_NOT_FOUND,
                     param="model",
                 )
             )
@@ -83,7 +83,7 @@ class HealthApi(ApiView):
                 catalog = catalog_get_sync()
                 seen = {r.provider.name: r.provider for m in catalog.models.values() for r in m.routes}
                 providers = {
-                    name: ("ok" if not needs_secret(p) or p.secret() else f"missing secret: set {p.api_key_env}")
+                    name: ("ok" if not p.needs_secret or p.secret() else f"missing secret: set {p.api_key_env}")
                     for name, p in sorted(seen.items())
                 }
                 checks["routes_cooling_down"] = routes_cooling() if checks["cache"] == "ok" else []

@@ -9,7 +9,6 @@ import hmac
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anthropic
@@ -21,6 +20,7 @@ from ai_proxy.providers import ADAPTERS, adapters_check
 from ai_proxy.providers.base import ProviderAdapter
 from ai_proxy.usage import usage_from_openai
 from tests.fake_provider import ANTHROPIC_MESSAGES, OPENAI_CHAT
+from tests.helpers import ledger_rows
 from tests.proxy_helpers import add_route, set_provider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,21 +54,6 @@ class ForeignDialectAdapter(SignedAdapter):
     paths = {"chat": "/chat/completions", "messages": "/v1/messages"}
 
 
-def _rows(count: int, timeout: float = 10.0):
-    from billing.metering import ledger_flush_sync
-    from billing.models import UsageRecord
-
-    from tests.conftest import TEST_CLOCK
-
-    deadline = time.monotonic() + timeout
-    while True:
-        ledger_flush_sync()
-        rows = list(UsageRecord.objects.filter(created_at__gte=TEST_CLOCK["started_at"]).order_by("created_at", "id"))
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
-
-
 def _signature(record) -> str:
     # The fake logs the parsed body; orjson writes the same bytes back (key order, numbers).
     return "Bearer sig-" + hmac.new(SIGNING_KEY, orjson.dumps(record.json), hashlib.sha256).hexdigest()
@@ -97,7 +82,7 @@ def test_it_uses_a_registered_adapter_without_other_edits(gateway, signed_route)
     sent = gateway.fake.requests_to(OPENAI_CHAT)[-1]
     assert sent.json["stream"] is True and sent.headers["authorization"] == _signature(sent)
 
-    rows = _rows(2)
+    rows = ledger_rows(2)
     assert [(r.provider, r.upstream_model, r.status, r.streamed) for r in rows] == [
         ("signed-cloud", "gpt-4o-signed", 200, False), ("signed-cloud", "gpt-4o-signed", 200, True)]
     assert all(r.cost > 0 and not r.tokens_estimated for r in rows)
@@ -129,7 +114,7 @@ def test_a_route_whose_dialect_has_no_translation_is_a_clear_error(gateway, monk
     assert exc.value.status_code == 502
     assert "no translation from `messages` bodies to the `gemini` dialect" in exc.value.body["error"]["message"]
     assert gateway.fake.requests == []  # nothing was sent in a dialect the provider does not speak
-    rows = _rows(2)
+    rows = ledger_rows(2)
     assert [(r.status, r.error_type, r.provider) for r in rows] == [
         (502, "upstream_unavailable", "foreign-cloud"), (502, "upstream_unavailable", "foreign-cloud")]
 
@@ -142,7 +127,7 @@ def test_a_kind_without_an_adapter_is_named():
 
 
 def test_every_provider_kind_has_an_adapter():
-    from ai_proxy.models import Provider
+    from catalog.models import Provider
 
     assert set(Provider.Kind.values) <= set(ADAPTERS)
     assert all(ADAPTERS[kind].kind == kind for kind in ADAPTERS)

@@ -9,9 +9,8 @@ for how to add a provider.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -21,7 +20,7 @@ from .mock import MockAdapter
 from .openai import OpenAIAdapter
 
 if TYPE_CHECKING:
-    from ..catalog import RouteEntry
+    from catalog.selectors import RouteEntry
 
 ADAPTERS: dict[str, ProviderAdapter] = {
     "openai": OpenAIAdapter(),
@@ -41,18 +40,6 @@ def route_dialect(route: "RouteEntry") -> str:
     return ADAPTERS[route.provider.kind].dialect
 
 
-def needs_secret(provider: Any) -> bool:
-    """Whether requests to this provider (a catalog ProviderEntry or a Provider row) need the
-    secret named by its `api_key_env`: never for offline kinds (mock)."""
-    adapter = ADAPTERS.get(provider.kind)
-    return not (adapter is not None and adapter.offline) and bool(provider.api_key_env)
-
-
-def secret_is_set(provider: Any) -> bool:
-    """Whether the provider can authenticate: its secret is set, or it needs none."""
-    return not needs_secret(provider) or bool(os.environ.get(provider.api_key_env))
-
-
 def adapters_check(kinds: Iterable[str]) -> None:
     """Raise ImproperlyConfigured naming every provider kind that has no adapter."""
     missing = sorted(set(kinds) - set(ADAPTERS))
@@ -65,5 +52,5 @@ def adapters_check(kinds: Iterable[str]) -> None:
 
 __all__ = [
     "ADAPTERS", "ANTHROPIC", "OPENAI", "ProviderAdapter", "UnsupportedOperation",
-    "adapter_for", "adapters_check", "needs_secret", "route_dialect", "secret_is_set",
+    "adapter_for", "adapters_check", "route_dialect",
 ]

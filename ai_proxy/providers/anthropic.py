@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import GatewayError
+from core.errors import GatewayError
+
 from ..usage import usage_from_anthropic
 from .base import ANTHROPIC, ProviderAdapter
 
 if TYPE_CHECKING:
-    from ..catalog import ProviderEntry, RouteEntry
+    from catalog.selectors import ProviderEntry, RouteEntry
 
 ANTHROPIC_VERSION = "2023-06-01"
 

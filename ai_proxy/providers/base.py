@@ -31,9 +31,9 @@ from httpx_aiohttp import AiohttpTransport
 from ..sse import SSEDecoder, SSEEvent
 
 if TYPE_CHECKING:
-    from ..catalog import ProviderEntry, RouteEntry
+    from catalog.selectors import ProviderEntry, RouteEntry
 
-OPENAI = "openai"  # the wire dialects (also the client error formats, ai_proxy.errors)
+OPENAI = "openai"  # the wire dialects (also the client error formats, core.errors)
 ANTHROPIC = "anthropic"
 
 

@@ -19,12 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import ANTHROPIC, OPENAI
+from core.errors import ANTHROPIC, OPENAI, ErrorCode
+
 from ..sse import SSEEvent, sse_data, sse_named
 
 if TYPE_CHECKING:
+    from catalog.selectors import RouteEntry
+
     from ..call import ProxyCall
-    from ..catalog import RouteEntry
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,9 @@ class Framer:
     def error(self, message: str) -> bytes:
         if self.client_format == ANTHROPIC:
             return sse_named("error", {"type": "error", "error": {"type": "api_error", "message": message}})
-        return sse_data({"error": {"message": message, "type": "server_error", "param": None, "code": "upstream_error"}})
+        return sse_data(
+            {"error": {"message": message, "type": "server_error", "param": None, "code": ErrorCode.UPSTREAM_ERROR}}
+        )
 
     def _incomplete(self) -> bytes:
         return self.error("The provider's stream ended before the response was complete.")

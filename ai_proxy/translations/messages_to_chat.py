@@ -34,14 +34,16 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from ..errors import ANTHROPIC, GatewayError
+from core.errors import ANTHROPIC, ErrorCode, GatewayError
+
 from ..sse import SSEEvent, sse_named
 from ..usage import usage_from_openai
 from .base import Framer, Translation, loads_object
 
 if TYPE_CHECKING:
+    from catalog.selectors import RouteEntry
+
     from ..call import ProxyCall
-    from ..catalog import RouteEntry
 
 OPENAI_TOOL_NAME_MAX = 64
 
@@ -82,7 +84,7 @@ def _unsupported(param: str, what: str | None = None) -> GatewayError:
         f"{param}: {what} is not supported for this model (its provider speaks the OpenAI format); "
         "remove it or choose a model served by Anthropic",
         param=param,
-        code="unsupported_parameter",
+        code=ErrorCode.UNSUPPORTED_PARAMETER,
     )
 
 
@@ -153,7 +155,7 @@ def _tools_translate(tools: list, ctx: _Ctx) -> list[dict]:
                 f"tools[{i}].name: {name!r} is {len(name)} characters; this model's provider allows at most "
                 f"{OPENAI_TOOL_NAME_MAX}",
                 param=f"tools[{i}].name",
-                code="invalid_request_error",
+                code=ErrorCode.INVALID_REQUEST_ERROR,
             )
         function: dict[str, Any] = {"name": name}
         if tool.get("description") is not None:
@@ -215,7 +217,7 @@ def _messages_translate(body: dict, ctx: _Ctx) -> list[dict]:
             400,
             "messages: nothing this model's provider can read is left after removing unsupported content",
             param="messages",
-            code="unsupported_parameter",
+            code=ErrorCode.UNSUPPORTED_PARAMETER,
         )
     return out
 

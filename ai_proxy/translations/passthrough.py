@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import ANTHROPIC
+from core.errors import ANTHROPIC
+
 from ..sse import SSE_DONE, SSEEvent, sse_data, sse_named
 from ..usage import usage_from_anthropic, usage_from_openai
 from .base import Framer, Translation, loads_object
 
 if TYPE_CHECKING:
+    from catalog.selectors import RouteEntry
+
     from ..call import ProxyCall
-    from ..catalog import RouteEntry
 
 
 def chat_request(call: "ProxyCall", route: "RouteEntry") -> dict:

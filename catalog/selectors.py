@@ -1,5 +1,5 @@
 """The model catalog as the request path sees it: an immutable snapshot, cached per process and
-dropped everywhere within a second of any catalog change (see gateway_site.versioned_cache)."""
+dropped everywhere within a second of any catalog change (see core.versioned_cache)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from gateway_site.versioned_cache import VersionedCache
+from core.versioned_cache import VersionedCache
 
-from .models import CatalogModel
-from .priced_options import allowed_options_parse
+from .models import CatalogModel, Provider
+from .route_options import allowed_options_parse
 
 catalog_cache = VersionedCache("catalog")
 
@@ -30,6 +30,10 @@ class ProviderEntry:
         if not self.api_key_env:
             return None
         return os.environ.get(self.api_key_env) or None
+
+    @property
+    def needs_secret(self) -> bool:
+        return self.kind != Provider.Kind.MOCK and bool(self.api_key_env)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,8 @@ class ModelEntry:
     created: int
     routes: tuple[RouteEntry, ...] = field(default=())
     web_search_price: Decimal | None = None  # USD per 1,000 searches
-    # What operations it serves (`Operation.model_type`); "chat" until the catalog has the field.
+    # What operations it serves (ai_proxy.operations: `Operation.model_type`); "chat" until the
+    # catalog has the field.
     model_type: str = "chat"
 
     @property

@@ -1,6 +1,6 @@
 """The operator console for the catalog: providers, models (prices editable), aliases and routes.
 
-Every save and delete here leaves an audit row (orgs.admin.AuditedModelAdmin), and the catalog
+Every save and delete here leaves an audit row (core.audited_admin.AuditedModelAdmin), and the catalog
 signals drop every instance's cached snapshot once it commits.
 """
 
@@ -9,10 +9,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from orgs.admin import AuditedModelAdmin
+from core.audited_admin import AuditedModelAdmin
 
 from .models import CatalogModel, ModelAlias, Provider, Route
-from .providers import needs_secret, secret_is_set
 
 
 @admin.register(Provider)
@@ -28,14 +27,14 @@ class ProviderAdmin(AuditedModelAdmin):
 
     @admin.display(boolean=True, description="secret set")
     def secret_is_set(self, obj: Provider) -> bool:
-        return secret_is_set(obj)
+        return obj.secret_is_set
 
     @admin.display(description="secret")
     def secret_status(self, obj: Provider) -> str:
         # Whether the variable is set, never its value: secrets stay in the environment.
-        if not obj.pk or not needs_secret(obj):
+        if not obj.pk or not obj.needs_secret:
             return "not needed" if obj.pk else "-"
-        if secret_is_set(obj):
+        if obj.secret_is_set:
             return f"{obj.api_key_env} is set"
         return f"{obj.api_key_env} is NOT set in the gateway's environment: set it and restart"
 

@@ -2,9 +2,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from ai_proxy.models import Provider
-from ai_proxy.providers import ADAPTERS, needs_secret, secret_is_set
-from orgs.services import audit_record
+from catalog.models import Provider
+from core.audit import audit_record
 
 
 class Command(BaseCommand):
@@ -37,10 +36,8 @@ class Command(BaseCommand):
         if opts["enable"] or opts["disable"]:
             provider.enabled = bool(opts["enable"])
             changes["enabled"] = provider.enabled
-        adapter = ADAPTERS.get(provider.kind)
-        if adapter is not None and adapter.needs_base_url and not provider.base_url:
-            networked = [kind for kind, a in ADAPTERS.items() if a.needs_base_url]
-            raise CommandError(f"--base-url is required for {' and '.join(networked)} providers.")
+        if provider.kind != Provider.Kind.MOCK and not provider.base_url:
+            raise CommandError("--base-url is required for openai and anthropic providers.")
         try:
             provider.full_clean()
         except ValidationError as exc:
@@ -48,7 +45,7 @@ class Command(BaseCommand):
         provider.save()
         audit_record(actor="cli", action="create" if created else "change", obj=provider, changes=changes)
         state = "enabled" if provider.enabled else "disabled"
-        secret = "" if not needs_secret(provider) else (
-            f"; secret {provider.api_key_env} is {'set' if secret_is_set(provider) else 'NOT set'}")
+        secret = "" if not provider.needs_secret else (
+            f"; secret {provider.api_key_env} is {'set' if provider.secret_is_set else 'NOT set'}")
         self.stdout.write(f"Provider {provider.name} {'created' if created else 'updated'} "
                           f"({provider.kind}, {provider.base_url or 'offline'}, {state}{secret}).")
