@@ -65,6 +65,9 @@ class ModelEntry:
     created: int
     routes: tuple[RouteEntry, ...] = field(default=())
     web_search_price: Decimal | None = None  # USD per 1,000 searches
+    # What operations it serves (ai_proxy.operations: `Operation.model_type`); "chat" until the
+    # catalog has the field.
+    model_type: str = "chat"
 
     @property
     def is_priced(self) -> bool:
