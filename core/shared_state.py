@@ -508,7 +508,11 @@ class SharedState:
             (reply,) = await self._lean().call([command])
             if not _noscript(reply):
                 break
-            await self._async_client().script_load(lua)  # Redis restarted, or SCRIPT FLUSH
+            # Redis restarted, or SCRIPT FLUSH: loaded over the same connection (a pooled redis-py
+            # one could still be the dead server's).
+            (loaded,) = await self._lean().call([("SCRIPT", "LOAD", lua)])
+            if isinstance(loaded, Exception):
+                raise loaded
         if isinstance(reply, Exception):
             raise reply
         return reply
