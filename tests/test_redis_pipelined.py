@@ -75,7 +75,8 @@ def test_it_sends_the_commands_of_one_loop_turn_in_one_write(private_redis, sett
 
     settings.GATEWAY_REDIS_PIPELINED = False  # redis-py's connections: one write per request
     read_events, results = forty_at_once(SharedState(url))
-    assert read_events >= 40 and results == [n * (n + 1) // 2 for n in range(1, 41)]
+    # (In whatever order the connections were served; still atomic: 40 distinct totals up to 820.)
+    assert read_events >= 40 and len(set(results)) == 40 and max(results) == 820
 
 
 def test_it_keeps_each_transaction_whole_and_its_replies_with_its_caller(private_redis):
