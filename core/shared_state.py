@@ -221,7 +221,7 @@ def _reply_error(error: Exception) -> Exception:
     return BaseParser.parse_error(str(error))
 
 
-class _Pipelined(asyncio.Protocol):
+class _Pipelined:
     """The request path's Redis connection on one event loop: every caller's commands go down one
     TCP connection, pipelined, and the replies come back in order (Redis answers a connection's
     commands in the order sent).
@@ -252,7 +252,8 @@ class _Pipelined(asyncio.Protocol):
             self._handshake.append(("SELECT", db))
         self._connect_timeout = connect_timeout
         self._reply_timeout = reply_timeout
-        self._new_reader = functools.partial(hiredis.Reader, replyError=ResponseError, encoding="utf-8")
+        self._new_reader = functools.partial(hiredis.Reader, replyError=ResponseError, encoding="utf-8",
+                                             errors="replace")
         self._error = ResponseError
         self._reader = self._new_reader()
         self._transport: asyncio.Transport | None = None
@@ -262,6 +263,7 @@ class _Pipelined(asyncio.Protocol):
         # Per call, in the order sent: [future, replies still to come, replies so far, time sent].
         self._waiting: collections.deque[list] = collections.deque()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._link: _Link | None = None  # the current connection's protocol
 
     async def call(self, commands: list[tuple]) -> list:
         """Every reply in order; an error reply is returned as its ResponseError, not raised."""
@@ -302,7 +304,7 @@ class _Pipelined(asyncio.Protocol):
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(loop.create_connection(lambda: self, *self._address), self._connect_timeout)
+            await asyncio.wait_for(loop.create_connection(lambda: _Link(self), *self._address), self._connect_timeout)
             if self._handshake:
                 for reply in await asyncio.wait_for(self._send(self._handshake), self._connect_timeout):
                     if isinstance(reply, Exception):
@@ -312,9 +314,9 @@ class _Pipelined(asyncio.Protocol):
             raise
         self._ready = True
 
-    # --- asyncio.Protocol ------------------------------------------------------------------------
-    def connection_made(self, transport) -> None:
-        self._transport = transport
+    # --- from the current connection's protocol -----------------------------------------------
+    def connection_made(self, link: "_Link", transport) -> None:
+        self._link, self._transport = link, transport
         self._reader = self._new_reader()
 
     def data_received(self, data: bytes) -> None:
@@ -340,7 +342,7 @@ class _Pipelined(asyncio.Protocol):
                     entry[0].set_result(entry[2])
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport, self._ready = None, False
+        self._link, self._transport, self._ready = None, None, False
         self._fail_waiting(_connection_error(f"Connection to Redis lost ({exc or 'closed by the server'})"))
 
     # --- failures --------------------------------------------------------------------------------
@@ -356,7 +358,7 @@ class _Pipelined(asyncio.Protocol):
             self._watchdog = loop.call_at(oldest + self._reply_timeout, self._check)
 
     def _fail(self, exc: BaseException) -> None:
-        transport, self._transport, self._ready = self._transport, None, False
+        transport, self._transport, self._ready, self._link = self._transport, None, False, None
         if transport is not None:
             transport.abort()
         self._fail_waiting(exc)
@@ -367,6 +369,25 @@ class _Pipelined(asyncio.Protocol):
         for entry in waiting:
             if not entry[0].done():
                 entry[0].set_exception(exc)
+
+
+class _Link(asyncio.Protocol):
+    """One TCP connection of a _Pipelined: passes its events on while it is the current one (a
+    connection given up on, e.g. timed out, may still report its end after a new one is up)."""
+
+    def __init__(self, owner: _Pipelined) -> None:
+        self._owner = owner
+
+    def connection_made(self, transport) -> None:
+        self._owner.connection_made(self, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._owner._link is self:
+            self._owner.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._owner._link is self:
+            self._owner.connection_lost(exc)
 
 
 def _connection_error(message: str) -> Exception:

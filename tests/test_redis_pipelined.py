@@ -30,6 +30,17 @@ return v
 """
 
 
+@pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
+def event_loop_kind(request):
+    """Every test on asyncio's own loop and on uvloop (what `manage.py serve` runs)."""
+    if request.param == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    yield request.param
+    asyncio.set_event_loop_policy(None)
+
+
 @pytest.fixture
 def private_redis():
     started = []
