@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     done = each * concurrency
     admit_us = sum(r[0] for r in results) / concurrency
     settle_us = sum(r[1] for r in results) / concurrency
-    connection = "pipelined" if settings.GATEWAY_REDIS_PIPELINED else "redis-py pool"
+    connection = "pipelined" if getattr(settings, "GATEWAY_REDIS_PIPELINED", False) else "redis-py pool"
     print(f"{done} requests, {concurrency} at a time, Redis parser {parser_name}, {connection}: admission "
           f"{admit_us:.0f} us, settlement {settle_us:.0f} us (wall, per request each); {wall / done * 1e6:.0f} us "
           f"wall and {cpu / done * 1e6:.0f} us of this process's CPU per request overall")
