@@ -5,6 +5,9 @@ With REDIS_URL set it lives in Redis; otherwise in this process's memory (the em
 runs one process, so that is still the whole truth). The request path uses the async methods;
 admin and management code (sync) use the `*_sync` ones.
 
+The request path's two round trips (admission, settlement) go through one pipelined connection per
+event loop (_Pipelined): what requests send in the same loop turn goes out in one write.
+
 When Redis is unreachable, callers catch STATE_ERRORS, report it to `state_outage` (one log line
 per outage, not one per request) and degrade as README "When Redis or the database is
 unreachable" documents; `process_fallback` is where per-process stand-ins keep their counts.
@@ -37,6 +40,7 @@ def _sha1(text: str) -> str:
 def _evalsha_prefix(lua: str) -> "_Packed":
     """EVALSHA and the script's digest, packed once per script."""
     return _packed("EVALSHA", _sha1(lua))
+
 
 def _noscript(reply: Any) -> bool:
     from redis.exceptions import NoScriptError
@@ -108,7 +112,8 @@ state_outage = Outage(
 
 
 class _LeanPool:
-    """The request path's Redis connections (admission, settlement): LIFO, at most `size` open,
+    """The request path's Redis connections (admission, settlement) where _Pipelined does not
+    apply (GATEWAY_REDIS_PIPELINED=0, rediss://, unix://, no hiredis): LIFO, at most `size` open,
     callers past that wait for one. Each call is one write and one read of its replies. Profiled
     (issue 12): redis-py's own pool and command layers (blocking-pool condition and timeout, retry
     wrapper, metrics hooks, a readability check of the socket per checkout) cost about as much
@@ -181,7 +186,7 @@ def _encode_arg(value: Any) -> bytes:
 
 
 class _Packed(bytes):
-    """The first arguments of a command, already in RESP (no array header): `count` of them."""
+    """`count` arguments of a command already in RESP (no array header), packed once and reused."""
 
     count = 0
 
