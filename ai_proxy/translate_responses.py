@@ -230,14 +230,14 @@ def responses_error_param(exc: GatewayError, request: ChatRequest) -> GatewayErr
     mapped = _map_param(param, request)
     if mapped == param:
         return exc
-    message = exc.message.replace(f"'{param}'", f"'{mapped}'").replace(f"`{param}`", f"`{mapped}`")
-    if param.startswith("messages"):
-        message = message.replace("messages:", "input:")
+    message = exc.message.replace(param, mapped)
     return GatewayError(exc.status, message, code=exc.code, param=mapped, error_type=exc.error_type,
                         anthropic_error_type=exc.anthropic_error_type, headers=exc.headers)
 
 
 def _map_param(param: str, request: ChatRequest) -> str:
+    if param == "messages":
+        return "input"
     if param in _PARAMS:
         return _PARAMS[param]
     match = _TOOL_PATH.match(param)
