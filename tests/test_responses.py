@@ -217,8 +217,9 @@ def test_text_format_json_schema_is_parsed_by_the_sdk(gateway, model, path):
 
 TEXT_EVENTS = [
     "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+    # one delta per word of "echo: one two three", as the fake streams it
     "response.output_text.delta", "response.output_text.delta", "response.output_text.delta",
-    "response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed",
+    "response.output_text.delta", "response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed",
 ]
 
 
