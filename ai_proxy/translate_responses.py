@@ -308,7 +308,8 @@ def response_object(body: dict, *, response_id: str, model: str, created_at: int
         "prompt_cache_key": body.get("prompt_cache_key"),
         "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
         "safety_identifier": body.get("safety_identifier"),
-        "service_tier": body.get("service_tier") or "default",
+        # "auto" is served at the standard tier; OpenAI answers with the tier it used.
+        "service_tier": body.get("service_tier") if body.get("service_tier") not in (None, "auto") else "default",
         "store": False,  # the gateway never keeps responses (responses_format refuses store: true)
         "temperature": body["temperature"] if body.get("temperature") is not None else 1.0,
         "text": text,
@@ -327,17 +328,24 @@ def _echo_tool(tool: dict) -> dict:
             "parameters": tool.get("parameters"), "strict": tool.get("strict")}
 
 
-def responses_usage(usage: dict[str, int]) -> dict:
+def responses_usage(usage: dict[str, int], reasoning_tokens: int = 0) -> dict:
     """The Response `usage` from metering's usage dict (ai_proxy.usage: prompt_tokens includes
-    cache reads and writes, as `input_tokens` does)."""
+    cache reads and writes, as `input_tokens` does), so the client sees what is billed."""
     return {
         "input_tokens": usage["prompt_tokens"],
         "input_tokens_details": {"cached_tokens": usage.get("cache_read_tokens", 0),
                                  "cache_write_tokens": usage.get("cache_write_tokens", 0)},
         "output_tokens": usage["completion_tokens"],
-        "output_tokens_details": {"reasoning_tokens": usage.get("reasoning_tokens", 0)},
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
     }
+
+
+def chat_reasoning_tokens(chat_usage: object) -> int:
+    """Reasoning tokens an OpenAI-dialect provider reported (a subset of completion tokens)."""
+    details = chat_usage.get("completion_tokens_details") if isinstance(chat_usage, dict) else None
+    value = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _status(finish_reason: str | None) -> tuple[str, str | None]:
@@ -389,7 +397,8 @@ def chat_to_responses_response(chat: dict, *, body: dict, model: str, request_id
                                          function.get("name") or "", function.get("arguments") or "",
                                          "completed"))
     return response_object(body, response_id=response_id, model=model, created_at=created_at, status=status,
-                           output=output, usage=responses_usage(usage), incomplete_reason=reason)
+                           output=output, usage=responses_usage(usage, chat_reasoning_tokens(chat.get("usage"))),
+                           incomplete_reason=reason)
 
 
 def responses_output_text(response: dict) -> str:
@@ -434,6 +443,7 @@ class ChatStreamToResponses:
         self._calls: dict[int, dict] = {}  # chat tool-call index -> its function_call item
         self._calls_args: dict[int, list[str]] = {}
         self._open: dict | None = None  # the output item being streamed
+        self.reasoning_tokens = 0
 
     # -- events --
 
@@ -455,6 +465,8 @@ class ChatStreamToResponses:
 
     def feed(self, chunk: dict) -> list[tuple[str, dict]]:
         events = self.start()
+        if chunk.get("usage"):
+            self.reasoning_tokens = chat_reasoning_tokens(chunk["usage"])
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue
@@ -553,8 +565,8 @@ class ChatStreamToResponses:
         if not self._output:  # nothing generated: still one (empty) message, as OpenAI sends
             events += self._text_delta_empty()
         status, reason = _status(self.finish_reason)
-        response = self._response(status, output=self._output, usage=responses_usage(usage),
-                                  incomplete_reason=reason)
+        response = self._response(status, output=self._output,
+                                  usage=responses_usage(usage, self.reasoning_tokens), incomplete_reason=reason)
         events.append(self._event("response.completed" if status == "completed" else "response.incomplete",
                                   response=response))
         return events

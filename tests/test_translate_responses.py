@@ -414,3 +414,32 @@ def test_the_openai_client_raises_on_a_failed_stream():
     with pytest.raises(openai.APIError) as info:
         list(_client(raw).responses.create(model="gpt-4o", input="Hi", stream=True))
     assert "ended before the response was complete" in str(info.value)
+
+
+def test_reasoning_tokens_the_provider_reports_are_shown():
+    usage = openai_usage(10, 20)
+    usage["completion_tokens_details"]["reasoning_tokens"] = 12
+    out = _response(openai_completion(id="c", model="o4-mini", text="42", usage=usage))
+    assert out["usage"]["output_tokens_details"] == {"reasoning_tokens": 12}
+    assert out["usage"]["output_tokens"] == 20
+    framer = _chat_framer()
+    _, events = _run(framer, openai_stream_events(id="c", model="m", pieces=["42"], usage=usage))
+    assert events[-1]["response"]["usage"]["output_tokens_details"] == {"reasoning_tokens": 12}
+
+
+def test_an_empty_answer_is_one_empty_message():
+    out = _response(openai_completion(id="c", model="m", text="", usage=openai_usage(3, 0)))
+    assert [part["text"] for part in out["output"][0]["content"]] == [""]
+    framer = _chat_framer()
+    _, events = _run(framer, openai_stream_events(id="c", model="m", pieces=[], usage=openai_usage(3, 0)))
+    assert [e["type"] for e in events][2:] == [
+        "response.output_item.added", "response.content_part.added", "response.output_text.done",
+        "response.content_part.done", "response.output_item.done", "response.completed"]
+    assert Response.model_validate(events[-1]["response"]).output_text == ""
+
+
+def test_a_refusal_is_a_refusal_part():
+    chat = openai_completion(id="c", model="m", text=None, usage=openai_usage(3, 4))
+    chat["choices"][0]["message"]["refusal"] = "I can't help with that."
+    out = _response(chat)
+    assert out["output"][0]["content"] == [{"type": "refusal", "refusal": "I can't help with that."}]
