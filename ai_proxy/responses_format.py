@@ -21,6 +21,8 @@ Unknown top-level keys are refused the same way (unless null), as translate_to_a
 
 from __future__ import annotations
 
+from core.errors import ErrorCode, GatewayError
+
 from .chat_format import (
     TOOL_NAME_RE,
     _bad_choice,
@@ -35,7 +37,6 @@ from .chat_format import (
     _missing,
     _MISSING,
 )
-from .errors import GatewayError
 
 MESSAGE_ROLES = ("user", "system", "developer", "assistant")
 ITEM_TYPES = ("message", "function_call", "function_call_output")
@@ -84,7 +85,7 @@ def responses_request_validate(body: object) -> dict:
     return `body` unchanged."""
     if not isinstance(body, dict):
         raise _error(None, f"Invalid type for request body: expected an object, but got {_kind(body)} instead.",
-                     "invalid_type")
+                     ErrorCode.INVALID_TYPE)
     model = body.get("model")
     if model is None or model == "":
         raise _error(None, "you must provide a model parameter", None)
@@ -109,7 +110,7 @@ def responses_request_max_output(body: dict) -> int | None:
 
 
 def _unsupported(param: str, message: str) -> GatewayError:
-    return GatewayError(400, message, param=param, code="unsupported_parameter")
+    return GatewayError(400, message, param=param, code=ErrorCode.UNSUPPORTED_PARAMETER)
 
 
 def _validate_stateless(body: dict) -> None:
@@ -192,7 +193,12 @@ def _validate_item(item: object, path: str) -> None:
         if not isinstance(output, list):
             raise _invalid_type(f"{path}.output", "one of a string or array of objects", output)
         for j, part in enumerate(_expect_list(output, f"{path}.output", non_empty=False)):
-            _validate_part(part, f"{path}.output[{j}]", _INPUT_PARTS)
+            where = f"{path}.output[{j}]"
+            _validate_part(part, where, _INPUT_PARTS)
+            if part["type"] != "input_text":
+                # Chat Completions tool messages, which carry it upstream, hold text only.
+                raise _unsupported(f"{where}.type", f"`{part['type']}` parts in a function_call_output are not "
+                                                    "supported by the gateway: send the output as text.")
 
 
 def _validate_message(item: dict, path: str) -> None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import orjson
 
-from .errors import OPENAI
+from core.errors import OPENAI
+
 from .sse import SSEEvent, sse_named
 from .streams import Framer
 from .tokens import tokens_for_chars

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import GatewayError
+from core.errors import GatewayError
 
 # --- request -----------------------------------------------------------------------------------
 
@@ -143,8 +143,8 @@ def _add_item(out: ChatRequest, messages: list[dict], item: dict, path: str) -> 
         out.tool_call_paths[(index, len(messages[index]["tool_calls"]) - 1)] = path
     else:  # function_call_output
         output = item["output"]
-        if not isinstance(output, str):
-            output = [_tool_output_part(part, f"{path}.output[{j}]") for j, part in enumerate(output)]
+        if not isinstance(output, str):  # text parts only (responses_format)
+            output = [{"type": "text", "text": part["text"]} for part in output]
         messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": output})
         out.message_paths.append(path)
 
@@ -162,15 +162,6 @@ def _chat_part(part: dict) -> dict:
     if part.get("filename"):
         file["filename"] = part["filename"]
     return {"type": "file", "file": file}
-
-
-def _tool_output_part(part: dict, path: str) -> dict:
-    if part["type"] != "input_text":
-        # Chat Completions tool messages carry text only.
-        raise GatewayError(400, f"`{part['type']}` parts in a function_call_output are not supported by the "
-                                "gateway: send the output as text.", param=f"{path}.type",
-                           code="unsupported_parameter")
-    return {"type": "text", "text": part["text"]}
 
 
 def _chat_tool(tool: dict) -> dict:
@@ -603,6 +594,6 @@ class ChatStreamToResponses:
                                   usage=responses_usage(usage) if usage else None,
                                   error={"code": "server_error", "message": message})
         return [
-            self._event("error", code="server_error", message=message, param=None, error=error),
+            self._event("error", **{"code": error["code"], "message": message, "param": None, "error": error}),
             self._event("response.failed", response=response),
         ]

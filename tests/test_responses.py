@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from decimal import Decimal
 
 import httpx
@@ -23,6 +22,7 @@ from tests.fake_provider import (
     openai_completion,
     openai_usage,
 )
+from tests.helpers import ledger_rows
 from tests.proxy_helpers import set_budget
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,21 +39,6 @@ SONNET_PRICES = ("3", "15", "0.30", "3.75")
 class Person(BaseModel):
     name: str
     age: int
-
-
-def _rows(count: int, timeout: float = 10.0):
-    """The ledger once `count` rows are in (metering runs just after the response)."""
-    from billing.metering import ledger_flush_sync
-    from billing.models import UsageRecord
-    from tests.conftest import TEST_CLOCK
-
-    deadline = time.monotonic() + timeout
-    while True:
-        ledger_flush_sync()
-        rows = list(UsageRecord.objects.filter(created_at__gte=TEST_CLOCK["started_at"]).order_by("created_at", "id"))
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
 
 
 def _cost(prompt: int, completion: int, prices: tuple[str, ...], cache_read: int = 0, cache_write: int = 0):
@@ -78,7 +63,7 @@ def test_it_answers_text_on_an_openai_route_and_meters_it(gateway):
     assert raw.http_response.json()["store"] is False
     sent = gateway.fake.requests_to(OPENAI_CHAT)[-1]
     assert sent.json == {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello there"}]}
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.endpoint == "responses" and row.status == 200 and row.streamed is False
     assert (row.prompt_tokens, row.completion_tokens, row.tokens_estimated) == (5, 3, False)
     assert row.cost == _cost(5, 3, GPT4O_PRICES) > 0
@@ -110,7 +95,7 @@ def test_it_sends_instructions_to_an_anthropic_route_and_meters_its_usage(gatewa
     assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Say hi in French"}]}]
     assert sent["model"] == "claude-sonnet-4-5-20250929" and sent["max_tokens"] == 8192
     assert sent["temperature"] == 0.5 and sent["metadata"] == {"user_id": "user-42"}
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.endpoint == "responses" and row.provider == "anthropic"
     assert (row.prompt_tokens, row.completion_tokens, row.cache_read_tokens, row.cache_write_tokens) == (130, 2, 100, 20)
     assert row.cost == _cost(130, 2, SONNET_PRICES, cache_read=100, cache_write=20)
@@ -236,7 +221,7 @@ def test_it_streams_typed_events_in_the_documented_order(gateway, model, path, p
     assert final.usage.input_tokens == 6 and final.usage.output_tokens == 4  # the fake's counts
     if path == OPENAI_CHAT:  # metering needs usage, so the gateway asks for it
         assert gateway.fake.requests_to(path)[-1].json["stream_options"] == {"include_usage": True}
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.endpoint == "responses" and row.streamed and row.status == 200
     assert (row.prompt_tokens, row.completion_tokens, row.tokens_estimated) == (6, 4, False)
     assert row.cost == _cost(6, 4, prices) and row.ttft_ms is not None
@@ -285,7 +270,7 @@ def test_a_client_that_leaves_mid_stream_is_metered_499(gateway):
             for received, _ in enumerate(response.iter_raw()):
                 if received >= 3:
                     break
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert (row.endpoint, row.status, row.error_type) == ("responses", 499, "client_disconnected")
     assert row.client_disconnected and row.tokens_estimated and row.prompt_tokens > 0 and row.cost > 0
 
@@ -302,7 +287,7 @@ def test_stored_responses_are_refused_naming_the_field(gateway, kwargs, param):
         gateway.openai().responses.create(model="gpt-4o", input="hi", **kwargs)
     assert info.value.param == param and info.value.code == "unsupported_parameter"
     assert "does not keep responses" in info.value.message
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert (row.endpoint, row.status, row.cost) == ("responses", 400, Decimal(0))
     assert row.request_id == info.value.request_id
     assert not gateway.fake.requests_to(OPENAI_CHAT)
@@ -321,7 +306,7 @@ def test_bad_bodies_get_a_400_naming_the_param(gateway, kwargs, param):
         gateway.openai().responses.create(model="gpt-4o", **kwargs)
     assert info.value.param == param
     assert info.value.body["type"] == "invalid_request_error"
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.status == 400 and row.endpoint == "responses"
 
 
@@ -329,7 +314,7 @@ def test_a_translation_refusal_names_the_responses_field(gateway):
     with pytest.raises(openai.BadRequestError) as info:
         gateway.openai().responses.create(model="claude-3-5-sonnet", input="hi", temperature=1.5)
     assert info.value.param == "temperature" and "Anthropic" in info.value.message
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.status == 400 and row.endpoint == "responses"
 
 
@@ -345,6 +330,19 @@ def test_a_budget_refusal_is_an_openai_429(gateway, alice_org):
         gateway.openai().responses.create(model="gpt-4o", input="hi")
     assert info.value.code == "budget_exceeded" and info.value.type == "insufficient_quota"
     assert info.value.response.headers["x-should-retry"] == "false"
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert (row.endpoint, row.status, row.error_type, row.cost) == ("responses", 429, "budget_exceeded", Decimal(0))
     assert not gateway.fake.requests_to(OPENAI_CHAT)
+
+
+def test_it_stores_content_only_when_the_org_turns_it_on(gateway, alice_org):
+    gateway.openai().responses.create(model="gpt-4o", input="not kept")
+    alice_org.store_content = True
+    alice_org.save()
+    gateway.openai().responses.create(model="gpt-4o", instructions="Be brief.", input="remember me")
+    list(gateway.openai().responses.create(model="claude-3-5-sonnet", input="stream me", stream=True))
+    rows = ledger_rows(3)
+    assert rows[0].prompt_text is None and rows[0].completion_text is None
+    assert json.loads(rows[1].prompt_text) == {"instructions": "Be brief.", "input": "remember me"}
+    assert rows[1].completion_text == "echo: remember me"
+    assert rows[2].completion_text == "echo: stream me"

@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from ai_proxy.errors import GatewayError
+from core.errors import GatewayError
 from ai_proxy.responses_format import responses_request_max_output, responses_request_validate
 
 TOOL = {"type": "function", "name": "get_weather", "description": "Weather for a city",
@@ -132,6 +132,9 @@ def test_it_refuses_tools_other_than_functions_naming_them(kind):
     (body(input=[{"type": "function_call_output", "call_id": "c", "output": 3}]), "input[0].output",
      "invalid_type"),
     (body(input=[{"type": "reasoning", "summary": []}]), "input[0].type", "unsupported_parameter"),
+    (body(input=[{"type": "function_call_output", "call_id": "c", "output": [
+        {"type": "input_text", "text": "x"}, {"type": "input_image", "image_url": PNG}]}]),
+     "input[0].output[1].type", "unsupported_parameter"),
     (body(max_output_tokens=15), "max_output_tokens", "integer_below_min_value"),
     (body(max_output_tokens="16"), "max_output_tokens", "invalid_type"),
     (body(temperature=2.5), "temperature", "decimal_above_max_value"),
