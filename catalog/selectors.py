@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from core.versioned_cache import VersionedCache
 
-from .models import CatalogModel, Provider
+from .models import CatalogModel
 from .provider_kinds import kind_facts
 from .route_options import allowed_options_parse
 
