@@ -28,8 +28,14 @@ from core.errors import ANTHROPIC, OPENAI
 
 from .chat_format import chat_request_max_output, chat_request_validate
 from .messages_format import messages_count_tokens_validate, messages_request_validate
+from .responses_format import responses_request_validate
 from .token_counting import count_tokens_serve
 from .tokens import tokens_for_request, tokens_upper_bound
+from .translations.responses_to_chat import (
+    responses_input_tokens,
+    responses_input_tokens_bound,
+    responses_max_output,
+)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
@@ -118,6 +124,21 @@ MESSAGES = Operation(
     validate=messages_request_validate,
     upstream_paths={OPENAI: "chat", ANTHROPIC: "messages"},
     max_output=_messages_max_output,
+)
+
+# The OpenAI Responses API, served on every chat model through chat completions upstream (the
+# translations responses_to_chat and responses_to_anthropic); its estimates are those of the chat
+# body it becomes.
+RESPONSES = Operation(
+    name=UsageRecord.Endpoint.RESPONSES,
+    label="responses",
+    error_format=OPENAI,
+    body_format="responses",
+    validate=responses_request_validate,
+    upstream_paths={OPENAI: "chat", ANTHROPIC: "messages"},
+    max_output=responses_max_output,
+    input_tokens=responses_input_tokens,
+    input_tokens_bound=responses_input_tokens_bound,
 )
 
 # Counted by the provider where its adapter can (Anthropic), else estimated: it never fails over

@@ -9,6 +9,10 @@ urlpatterns = [
     path("models", views.ModelListApi.as_view(), name="models"),
     path("models/<path:model_id>", views.ModelDetailApi.as_view(), name="model-detail"),
     path("chat/completions", proxy_views.chat_completions, name="chat-completions"),
+    # The OpenAI Responses API (the AI SDK's default `openai(model)`); /v1/responses for clients
+    # configured with a base URL that ends before /v1.
+    path("responses", proxy_views.responses, name="responses"),
+    path("v1/responses", proxy_views.responses),
     # Anthropic(base_url=".../api/ai/anthropic") calls /v1/messages; the AI SDK and the seed guide
     # call /messages. Same view.
     path("anthropic/v1/messages", proxy_views.anthropic_messages, name="anthropic-messages"),

@@ -1,4 +1,4 @@
-"""OpenAI Responses <-> Chat Completions translation (ai_proxy.translate_responses, responses_streams).
+"""OpenAI Responses <-> Chat Completions translation (ai_proxy.translations.responses_to_chat, responses_to_anthropic).
 
 Request bodies are asserted exactly (and composed with the chat -> Anthropic translation); every
 Response object and stream event is validated with the official `openai` SDK's own pydantic types,
@@ -18,15 +18,16 @@ from pydantic import TypeAdapter
 
 from core.errors import GatewayError
 from ai_proxy.responses_format import responses_request_validate
-from ai_proxy.responses_streams import ResponsesFromAnthropic, ResponsesFromChat
 from ai_proxy.sse import SSEDecoder
-from ai_proxy.translate_responses import (
+from ai_proxy.translations.chat_to_anthropic import anthropic_to_chat_response, chat_to_anthropic_request
+from ai_proxy.translations.responses_to_anthropic import ResponsesFromAnthropic
+from ai_proxy.translations.responses_to_chat import (
+    ResponsesFromChat,
     chat_to_responses_response,
     responses_error_param,
     responses_output_text,
     responses_to_chat_request,
 )
-from ai_proxy.translate_to_anthropic import anthropic_to_chat_response, chat_to_anthropic_request
 from ai_proxy.usage import usage_from_anthropic, usage_from_openai
 from tests.fake_provider import (
     _frame,

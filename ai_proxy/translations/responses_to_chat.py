@@ -1,10 +1,11 @@
-"""OpenAI Responses API ⇄ Chat Completions, so a Responses request can go to any catalog model.
+"""(responses, openai): OpenAI Responses API clients on OpenAI-dialect routes, through Chat Completions.
 
-Pure functions and one stream state machine, no I/O. The request becomes a chat-completions body
-(`responses_to_chat_request`), which goes upstream as it is to OpenAI-dialect providers, or through
-translate_to_anthropic to Anthropic; the chat answer (Anthropic's already translated back to chat
-by translate_to_anthropic) becomes a Response object (`chat_to_responses_response`), and a chat
-chunk stream becomes typed `response.*` events (`ChatStreamToResponses`).
+The Responses request becomes a chat-completions body (`responses_to_chat_request`), which goes
+upstream as it is to OpenAI-dialect providers (this pair) or on through chat_to_anthropic
+(responses_to_anthropic); the chat answer (Anthropic's translated back to chat first) becomes a
+Response object (`chat_to_responses_response`), and a chat chunk stream becomes typed `response.*`
+events (`ChatStreamToResponses`, framed by `ResponsesFromChat`). The validator is
+ai_proxy.responses_format; the operation ai_proxy.operations.RESPONSES.
 
 Wire formats, field by field: the official SDK's types (`openai/types/responses/response.py`,
 `response_stream_event.py` and each event type), and recorded OpenAI streams in the Vercel AI SDK's
@@ -27,6 +28,8 @@ Decisions, where the formats leave a choice:
   "content_filter" reason `content_filter`; anything else is `completed`.
 - Ids: `resp_`, `msg_` and `fc_` plus the gateway's request id, so one request's objects share it;
   `call_id` is the provider's tool-call id, so tool results pair up on the way back.
+- `usage` in the Response is what metering bills: the provider's, or (flagged as estimated on the
+  ledger row) the same estimate the proxy would make.
 - Errors raised by the chat translations name chat-completions paths; `responses_error_param`
   rewrites them to the Responses body's paths (`messages[1].content[0]` -> `input[0].content[0]`).
 """
@@ -36,9 +39,20 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.errors import GatewayError
+import orjson
+
+from core.errors import OPENAI, GatewayError
+
+from ..sse import SSEEvent, sse_named
+from ..tokens import tokens_for_chars, tokens_for_request, tokens_for_text, tokens_upper_bound
+from ..usage import usage_from_openai
+from .base import Framer, Translation, loads_object
+
+if TYPE_CHECKING:
+    from ..call import ProxyCall
+    from ..catalog import RouteEntry
 
 # --- request -----------------------------------------------------------------------------------
 
@@ -597,3 +611,127 @@ class ChatStreamToResponses:
             self._event("error", **{"code": error["code"], "message": message, "param": None, "error": error}),
             self._event("response.failed", response=response),
         ]
+
+
+# --- framing -----------------------------------------------------------------------------------
+
+
+class ResponsesFramer(Framer):
+    """Chat chunks in (from the subclass), Responses events out, and what metering needs.
+
+    The final `response.completed` carries usage, which OpenAI-dialect providers send after the
+    finish chunk: the final events go out at `[DONE]` (Anthropic: `message_stop`), or when the
+    upstream closes. When the provider never said, the event carries the same estimate the proxy
+    bills (`usage` stays None, so the ledger row is flagged as estimated).
+    """
+
+    client_format = OPENAI
+
+    def __init__(self, *, body: dict, model: str, request_id: str, input_tokens_estimate: int) -> None:
+        super().__init__()
+        self._conv = ChatStreamToResponses(body=body, model=model, request_id=request_id)
+        self._input_estimate = input_tokens_estimate
+
+    @staticmethod
+    def _frame(pairs: list[tuple[str, dict]]) -> bytes:
+        return b"".join(sse_named(name, data) for name, data in pairs)
+
+    def _billed_usage(self) -> dict[str, int]:
+        if self.usage is not None:
+            return self.usage
+        return {"prompt_tokens": self._input_estimate, "completion_tokens": tokens_for_chars(self.text_chars),
+                "cache_read_tokens": 0, "cache_write_tokens": 0}
+
+    def _chunks(self, chunks: list[dict]) -> bytes:
+        pairs: list[tuple[str, dict]] = []
+        for chunk in chunks:
+            if chunk.get("error"):
+                error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+                self.upstream_error = str(error.get("message") or "provider error")
+                pairs += self._conv.fail(f"The provider failed mid-stream: {self.upstream_error}", self.usage)
+                continue
+            self._collect_chunk(chunk)
+            pairs += self._conv.feed(chunk)
+        self.text_chars = self._conv.text_chars
+        return self._frame(pairs)
+
+    def _finish(self) -> bytes:
+        if self._conv.finished:
+            return b""
+        if self._conv.complete:
+            self.complete = True
+        return self._frame(self._conv.finish(self._billed_usage()))
+
+    def end(self) -> bytes:
+        return self._finish()
+
+    def error(self, message: str) -> bytes:
+        return self._frame(self._conv.fail(message, self.usage))
+
+
+class ResponsesFromChat(ResponsesFramer):
+    """Responses client, OpenAI-dialect upstream (asked for `stream_options.include_usage`)."""
+
+    def feed(self, event: SSEEvent) -> bytes:
+        if event.data.startswith("[DONE]"):
+            return self._finish()
+        chunk = loads_object(event.data)
+        if chunk is None:
+            return b""
+        if chunk.get("usage"):
+            self.usage = usage_from_openai(chunk["usage"])
+        return self._chunks([chunk])
+
+
+# --- the operation's estimates and the translation ---------------------------------------------
+
+
+def responses_input_tokens(body: dict) -> int:
+    """Estimated input tokens (Operation.input_tokens): those of the chat body it becomes."""
+    return tokens_for_request(responses_to_chat_request(body).body)
+
+
+def responses_input_tokens_bound(body: dict, **kwargs: int) -> int:
+    """A true upper bound of the input tokens (Operation.input_tokens_bound), on the chat body."""
+    return tokens_upper_bound(responses_to_chat_request(body).body, **kwargs)
+
+
+def responses_max_output(body: dict, model) -> tuple[int, int]:
+    """(max output, choices) as the upstream is asked (Operation.max_output): absent, the Anthropic
+    translation sends the model's max output and an OpenAI upstream may generate up to it."""
+    return body.get("max_output_tokens") or model.max_output_tokens, 1
+
+
+def responses_body(call: "ProxyCall", chat: dict) -> dict:
+    """The Response for a chat completion answering `call`. `usage` in it is what is billed: the
+    provider's (already on the call, ProviderAdapter.usage), or the proxy's own estimate, set on the
+    call here (and flagged) because the body must carry it."""
+    if call.usage is None:
+        call.tokens_estimated = True
+        call.usage = {
+            "prompt_tokens": call.operation.input_tokens(call.body),
+            "completion_tokens": tokens_for_text(orjson.dumps(chat.get("choices") or "").decode()),
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
+        }
+    return chat_to_responses_response(chat, body=call.body, model=call.requested_model, request_id=call.request_id,
+                                      created_at=int(call.started_at.timestamp()), usage=call.usage)
+
+
+def _request(call: "ProxyCall", route: "RouteEntry") -> dict:
+    out = dict(responses_to_chat_request(call.body).body, model=route.upstream_model)
+    if out.get("stream"):
+        out["stream_options"] = {"include_usage": True}  # metering and response.completed need it
+    return out
+
+
+def _response(call: "ProxyCall", data: dict) -> dict:
+    return responses_body(call, data)
+
+
+def _framer(call: "ProxyCall") -> Framer:
+    return ResponsesFromChat(body=call.body, model=call.requested_model, request_id=call.request_id,
+                             input_tokens_estimate=call.operation.input_tokens(call.body))
+
+
+RESPONSES_TO_CHAT = Translation(request=_request, response=_response, framer=_framer, text=responses_output_text)
