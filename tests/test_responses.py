@@ -346,3 +346,31 @@ def test_it_stores_content_only_when_the_org_turns_it_on(gateway, alice_org):
     assert json.loads(rows[1].prompt_text) == {"instructions": "Be brief.", "input": "remember me"}
     assert rows[1].completion_text == "echo: remember me"
     assert rows[2].completion_text == "echo: stream me"
+
+
+@pytest.mark.parametrize("model,path", [("gpt-4o", OPENAI_CHAT), ("claude-3-5-sonnet", ANTHROPIC_MESSAGES)])
+def test_a_stream_that_breaks_midway_ends_failed(gateway, model, path):
+    gateway.fake.enqueue(path, FakeResponse(text="one two three four five six", drop_after=4))
+    received = []
+    with pytest.raises(openai.APIError) as info:
+        for event in gateway.openai().responses.create(model=model, input="count", stream=True):
+            received.append(event.type)
+    assert received[:2] == ["response.created", "response.in_progress"]
+    assert "failed mid-stream" in str(info.value) and "incomplete" in str(info.value)
+    [row] = ledger_rows(1)
+    assert (row.endpoint, row.status, row.error_type) == ("responses", 502, "upstream_stream_error")
+    assert row.tokens_estimated and row.completion_tokens > 0
+
+
+def test_the_failed_stream_is_typed_events_ending_in_response_failed(gateway):
+    gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(text="one two three four five six", drop_after=4))
+    with httpx.stream("POST", f"{gateway.url}/api/ai/responses", json={"model": "gpt-4o", "input": "x", "stream": True},
+                      headers={"authorization": f"Bearer {gateway.key}"}, timeout=10) as response:
+        lines = [line for line in response.iter_lines() if line.startswith(("event:", "data:"))]
+    names = [line.split(": ", 1)[1] for line in lines if line.startswith("event:")]
+    data = [json.loads(line.split(": ", 1)[1]) for line in lines if line.startswith("data:")]
+    assert names == [d["type"] for d in data]
+    assert names[-2:] == ["error", "response.failed"]
+    assert [d["sequence_number"] for d in data] == list(range(len(data)))
+    assert data[-1]["response"]["status"] == "failed"
+    assert data[-1]["response"]["error"]["code"] == "server_error"
