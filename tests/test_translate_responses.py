@@ -442,3 +442,23 @@ def test_a_refusal_is_a_refusal_part():
     chat["choices"][0]["message"]["refusal"] = "I can't help with that."
     out = _response(chat)
     assert out["output"][0]["content"] == [{"type": "refusal", "refusal": "I can't help with that."}]
+
+
+@pytest.mark.parametrize("chat", [
+    {"choices": {"0": "x"}}, {"choices": ["x"]}, {"choices": [{"message": "x"}]},
+    {"choices": [{"message": {"content": 3, "tool_calls": [7, {"function": "f", "id": 9}]}}]},
+    {"choices": [{"message": {"content": [{"text": 5}, "x"], "refusal": 4}}]},
+])
+def test_a_malformed_provider_answer_is_still_a_valid_response(chat):
+    out = chat_to_responses_response({**chat, "usage": None}, body=_body(), model="gpt-4o", request_id=REQUEST_ID,
+                                     created_at=1, usage={"prompt_tokens": 1, "completion_tokens": 0})
+    Response.model_validate(out)
+
+
+def test_malformed_chunks_are_skipped():
+    framer = _chat_framer()
+    bad = [(None, {"choices": {"a": 1}}), (None, {"choices": ["x", {"delta": "y"}]}),
+           (None, {"choices": [{"index": 0, "delta": {"content": 5, "tool_calls": ["x", {"index": "a"}]}}]})]
+    upstream = openai_stream_events(id="c", model="m", pieces=["ok"], usage=openai_usage(1, 1))
+    _, events = _run(framer, bad + upstream)
+    assert events[-1]["type"] == "response.completed"

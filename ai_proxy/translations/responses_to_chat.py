@@ -378,32 +378,48 @@ def chat_to_responses_response(chat: dict, *, body: dict, model: str, request_id
     usage dict for the call (so the client sees exactly what is billed).
     """
     response_id, message_id = response_ids(request_id)
-    choice = (chat.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
+    # Read defensively: a provider's malformed answer becomes an empty message, not a 500.
+    choices = chat.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    message = _dict(choice.get("message"))
     status, reason = _status(choice.get("finish_reason"))
     item_status = "incomplete" if status == "incomplete" else "completed"
     output: list[dict] = []
     content = message.get("content")
-    calls = message.get("tool_calls") or []
+    calls = [call for call in _list(message.get("tool_calls")) if isinstance(call, dict)]
     parts = []
     if isinstance(content, list):  # some providers answer with parts
-        content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+        content = "".join(_str(p.get("text")) for p in content if isinstance(p, dict))
+    elif not isinstance(content, str):
+        content = None
     if content or (not calls and not message.get("refusal")):
         parts.append(text_part(content or ""))
     if message.get("refusal"):
-        parts.append({"type": "refusal", "refusal": message["refusal"]})
+        parts.append({"type": "refusal", "refusal": _str(message["refusal"])})
     if parts:
         output.append({"id": message_id, "type": "message", "status": item_status, "role": "assistant",
                        "content": parts})
     suffix = response_id.removeprefix("resp_")
     for k, call in enumerate(calls):
-        function = call.get("function") or {}
-        output.append(function_call_item(f"fc_{suffix}_{k}", call.get("id") or f"call_{suffix}_{k}",
-                                         function.get("name") or "", function.get("arguments") or "",
+        function = _dict(call.get("function"))
+        output.append(function_call_item(f"fc_{suffix}_{k}", _str(call.get("id")) or f"call_{suffix}_{k}",
+                                         _str(function.get("name")), _str(function.get("arguments")),
                                          "completed"))
     return response_object(body, response_id=response_id, model=model, created_at=created_at, status=status,
                            output=output, usage=responses_usage(usage, chat_reasoning_tokens(chat.get("usage"))),
                            incomplete_reason=reason)
+
+
+def _dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def responses_output_text(response: dict) -> str:
@@ -472,15 +488,16 @@ class ChatStreamToResponses:
         events = self.start()
         if chunk.get("usage"):
             self.reasoning_tokens = chat_reasoning_tokens(chunk["usage"])
-        for choice in chunk.get("choices") or []:
-            if choice.get("index", 0) != 0:
+        for choice in _list(chunk.get("choices")):
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
+            delta = _dict(choice.get("delta"))
             content = delta.get("content")
-            if content:
+            if content and isinstance(content, str):
                 events += self._text_delta(content)
-            for call in delta.get("tool_calls") or []:
-                events += self._call_delta(call or {})
+            for call in _list(delta.get("tool_calls")):
+                if isinstance(call, dict):
+                    events += self._call_delta(call)
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
                 self.complete = True
@@ -538,13 +555,16 @@ class ChatStreamToResponses:
     def _call_delta(self, call: dict) -> list[tuple[str, dict]]:
         events: list[tuple[str, dict]] = []
         index = call.get("index", 0)
-        function = call.get("function") or {}
-        arguments = function.get("arguments") or ""
+        if not isinstance(index, int) or isinstance(index, bool):
+            index = 0
+        function = _dict(call.get("function"))
+        arguments = _str(function.get("arguments"))
         item = self._calls.get(index)
         if item is None:
             events += self._close_open()
-            item = function_call_item(f"fc_{self._suffix}_{index}", call.get("id") or f"call_{self._suffix}_{index}",
-                                      function.get("name") or "", "", "in_progress")
+            item = function_call_item(f"fc_{self._suffix}_{index}",
+                                      _str(call.get("id")) or f"call_{self._suffix}_{index}",
+                                      _str(function.get("name")), "", "in_progress")
             self._calls[index] = self._open = item
             self._calls_args[index] = []
             self._output.append(item)
