@@ -374,3 +374,18 @@ def test_the_failed_stream_is_typed_events_ending_in_response_failed(gateway):
     assert [d["sequence_number"] for d in data] == list(range(len(data)))
     assert data[-1]["response"]["status"] == "failed"
     assert data[-1]["response"]["error"]["code"] == "server_error"
+
+
+def test_the_operator_console_filters_the_ledger_by_the_responses_endpoint(gateway, django_user_model):
+    from django.test import Client
+    from django.urls import reverse
+
+    gateway.openai().responses.create(model="gpt-4o", input="hi")
+    gateway.openai().chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert [row.endpoint for row in ledger_rows(2)] == ["responses", "openai"]
+    console = Client()
+    console.force_login(django_user_model.objects.create_superuser("alice", "alice@example.com", "x" * 20))
+    page = console.get(reverse("admin:billing_usagerecord_changelist"), {"endpoint": "responses"})
+    assert page.status_code == 200
+    assert [row.endpoint for row in page.context["cl"].result_list] == ["responses"]
+    assert "OpenAI Responses" in page.content.decode()  # the filter's choice
