@@ -78,20 +78,21 @@ def embeddings_inputs(body: dict) -> list[str | list[int]]:
     return list(value)
 
 
-def embeddings_tokens_bound(body: dict, *, per_input_max: int) -> int:
+def embeddings_tokens_bound(body: dict, *, unbounded_tokens: int, image_tokens: int = 0) -> int:
     """The most input tokens this (validated) request can cost, for admission.
 
     A token array costs its own length. A text costs at most its UTF-8 byte length (byte-level
     BPE: every token covers at least one byte, as `tokens.tokens_upper_bound` argues) plus
-    PER_INPUT_BOUND for any start or end marker a provider adds. No input is billed past the
-    model's input window (`per_input_max`, the catalog's context window): a longer one is refused
-    by the provider (OpenAI) or truncated to it, never billed beyond it.
+    PER_INPUT_BOUND for a start or end marker a provider may add. No input is billed past the
+    model's input window (`unbounded_tokens`: the catalog's context window, per input for an
+    embedding model): a longer one is refused by the provider (OpenAI) or truncated to it.
+    `image_tokens` is accepted for the operations' common signature; embeddings take no images.
     """
     total = 0
     for item in embeddings_inputs(body):
         size = len(item.encode("utf-8", "surrogatepass")) if isinstance(item, str) else len(item)
         bound = size + PER_INPUT_BOUND
-        total += min(bound, per_input_max) if per_input_max > 0 else bound
+        total += min(bound, unbounded_tokens) if unbounded_tokens > 0 else bound
     return total
 
 

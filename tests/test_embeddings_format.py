@@ -108,19 +108,19 @@ def test_it_sends_upstream_only_the_given_fields_under_the_routes_model():
 
 def test_the_bound_counts_text_bytes_and_token_arrays_as_themselves():
     # "héllo" is 6 UTF-8 bytes; each input adds its bound of 4.
-    assert embeddings_tokens_bound(body(input="héllo"), per_input_max=8192) == 10
-    assert embeddings_tokens_bound(body(input=["ab", "日本"]), per_input_max=8192) == (2 + 4) + (6 + 4)
-    assert embeddings_tokens_bound(body(input=[5, 6, 7]), per_input_max=8192) == 3 + 4
-    assert embeddings_tokens_bound(body(input=[[5, 6], [7]]), per_input_max=8192) == (2 + 4) + (1 + 4)
+    assert embeddings_tokens_bound(body(input="héllo"), unbounded_tokens=8192) == 10
+    assert embeddings_tokens_bound(body(input=["ab", "日本"]), unbounded_tokens=8192) == (2 + 4) + (6 + 4)
+    assert embeddings_tokens_bound(body(input=[5, 6, 7]), unbounded_tokens=8192) == 3 + 4
+    assert embeddings_tokens_bound(body(input=[[5, 6], [7]]), unbounded_tokens=8192) == (2 + 4) + (1 + 4)
     # No input is billed past the model's input window.
-    assert embeddings_tokens_bound(body(input=["x" * 20000, "y"]), per_input_max=8192) == 8192 + 5
+    assert embeddings_tokens_bound(body(input=["x" * 20000, "y"]), unbounded_tokens=8192) == 8192 + 5
 
 
 def test_the_bound_is_never_below_a_dense_tokenizers_count():
     # One token per byte is the worst a byte-level BPE can do; the fake counts words, the mock ~chars/4.
     text = "a " * 3000
-    assert embeddings_tokens_bound(body(input=text), per_input_max=8192) >= len(text.split())
-    assert embeddings_tokens_bound(body(input=text), per_input_max=8192) >= embeddings_tokens_estimate(body(input=text))
+    assert embeddings_tokens_bound(body(input=text), unbounded_tokens=8192) >= len(text.split())
+    assert embeddings_tokens_bound(body(input=text), unbounded_tokens=8192) >= embeddings_tokens_estimate(body(input=text))
 
 
 def test_the_estimate_counts_tokens_exactly_and_text_by_characters():
