@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from gateway_site.api_views import ApiView
 
-from .catalog import ModelEntry, catalog_get_sync
-from .errors import GatewayError, raise_for_drf
+from catalog.selectors import ModelEntry, catalog_get_sync
+from core.api_views import ApiView
+from core.errors import ErrorCode, GatewayError, raise_for_drf
+
 from .health import beat_status, cache_check, database_check, instance_draining, routes_cooling
 
 
@@ -59,7 +60,7 @@ class ModelDetailApi(ApiView):
                 GatewayError(
                     404,
                     f"The model `{model_id}` does not exist or you do not have access to it.",
-                    code="model_not_found",
+                    code=ErrorCode.MODEL_NOT_FOUND,
                     param="model",
                 )
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import close_old_connections, connection
 from rest_framework.views import APIView
 
-from ai_proxy.errors import new_request_id, request_id_headers
+from core.errors import new_request_id, request_id_headers
 
 
 class ApiView(APIView):
