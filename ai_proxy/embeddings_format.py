@@ -17,8 +17,9 @@ and silently forwarding a typo would embed with settings the client did not ask 
 
 from __future__ import annotations
 
+from core.errors import ErrorCode, GatewayError
+
 from .chat_format import _error, _expect_str, _invalid_type, _is_int, _missing
-from .errors import GatewayError
 from .tokens import tokens_for_text
 
 FIELDS = ("model", "input", "dimensions", "encoding_format", "user")
@@ -40,11 +41,11 @@ def embeddings_request_validate(body: object) -> dict:
     if body.get("stream") not in (None, False):
         # The API has no streamed form; say so rather than call it an unknown field.
         raise _error("stream", "Embeddings are not streamed: remove 'stream' from the request.",
-                     "unsupported_parameter")
+                     ErrorCode.UNSUPPORTED_PARAMETER)
     for key in body:
         if key not in FIELDS and key != "stream":
             raise _error(key, f"Unknown parameter: '{key}'. Embeddings accept: {', '.join(FIELDS)}.",
-                         "unknown_parameter")
+                         ErrorCode.UNKNOWN_PARAMETER)
     _validate_input(body.get("input", _MISSING))
     dimensions = body.get("dimensions")
     if dimensions is not None:
@@ -52,7 +53,7 @@ def embeddings_request_validate(body: object) -> dict:
             raise _invalid_type("dimensions", "an integer", dimensions)
         if dimensions < 1:
             raise _error("dimensions", f"Invalid 'dimensions': integer below minimum value. Expected a value >= 1, "
-                                       f"but got {dimensions} instead.", "integer_below_min_value")
+                                       f"but got {dimensions} instead.", ErrorCode.INTEGER_BELOW_MIN_VALUE)
     encoding = body.get("encoding_format")
     if encoding is not None and encoding not in ENCODING_FORMATS:
         raise _error("encoding_format", f"Invalid value for 'encoding_format': '{encoding}'. Supported values are: "
@@ -117,11 +118,11 @@ def _validate_input(value: object) -> None:
                                      "arrays of integers", value)
     if not value:
         raise _error("input", "Invalid 'input': empty array. Expected an array with minimum length 1, "
-                              "but got an empty array instead.", "empty_array")
+                              "but got an empty array instead.", ErrorCode.EMPTY_ARRAY)
     if len(value) > MAX_INPUTS:
         raise _error("input", f"Invalid 'input': array too long. Expected an array with maximum length "
                               f"{MAX_INPUTS}, but got an array with length {len(value)} instead.",
-                     "array_above_max_length")
+                     ErrorCode.ARRAY_ABOVE_MAX_LENGTH)
     first = value[0]
     # One kind per array, decided by its first item: OpenAI does not mix texts and tokens.
     if isinstance(first, str):
@@ -139,7 +140,7 @@ def _validate_input(value: object) -> None:
                                                    "arrays)", item)
             if not item:
                 raise _error(f"input[{i}]", f"Invalid 'input[{i}]': empty array. Expected an array with minimum "
-                                            "length 1, but got an empty array instead.", "empty_array")
+                                            "length 1, but got an empty array instead.", ErrorCode.EMPTY_ARRAY)
             _validate_tokens(item, f"input[{i}]")
     else:
         raise _invalid_type("input[0]", "a string, an integer or an array of integers", first)
@@ -151,9 +152,9 @@ def _validate_tokens(tokens: list, path: str) -> None:
             raise _invalid_type(f"{path}[{j}]", "an integer (a token id)", token)
         if token < 0:
             raise _error(f"{path}[{j}]", f"Invalid '{path}[{j}]': integer below minimum value. Expected a "
-                                         f"token id >= 0, but got {token} instead.", "integer_below_min_value")
+                                         f"token id >= 0, but got {token} instead.", ErrorCode.INTEGER_BELOW_MIN_VALUE)
 
 
 def _empty_string(param: str) -> GatewayError:
     return _error(param, f"Invalid '{param}': empty string. Every input to embed must be a non-empty string.",
-                  "empty_string")
+                  ErrorCode.EMPTY_STRING)

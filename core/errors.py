@@ -71,11 +71,17 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_PARAMETER = "unsupported_parameter"
     UNSUPPORTED_VALUE = "unsupported_value"
     UNSUPPORTED_HEADER = "unsupported_header"
+    UNKNOWN_PARAMETER = "unknown_parameter"
+    EMPTY_STRING = "empty_string"
+    EMPTY_ARRAY = "empty_array"
+    ARRAY_ABOVE_MAX_LENGTH = "array_above_max_length"
+    INTEGER_BELOW_MIN_VALUE = "integer_below_min_value"
     OPTION_NOT_ALLOWED = "option_not_allowed"
     # the model and its routes
     MODEL_NOT_FOUND = "model_not_found"
     MODEL_NOT_ALLOWED = "model_not_allowed"
     MODEL_NOT_PRICED = "model_not_priced"
+    MODEL_NOT_SUPPORTED = "model_not_supported"  # a model of another type (chat vs embedding)
     NO_ROUTE_AVAILABLE = "no_route_available"
     PROVIDER_NOT_CONFIGURED = "provider_not_configured"
     # admission

@@ -4,7 +4,6 @@ budgets, the key's model list, the catalog's model types and bad bodies."""
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import anthropic
@@ -19,27 +18,13 @@ from tests.fake_provider import (
     embedding_base64,
     embedding_vector,
 )
+from tests.helpers import ledger_rows
 from tests.proxy_helpers import add_route, set_budget
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SMALL, LARGE = "text-embedding-3-small", "text-embedding-3-large"
 PRICES = {SMALL: Decimal("0.02"), LARGE: Decimal("0.13"), "mock-embedding": Decimal("0.02")}
-
-
-def _rows(count: int, timeout: float = 10.0):
-    """This test's ledger rows once `count` are in (metering runs just after the response)."""
-    from billing.metering import ledger_flush_sync
-    from billing.models import UsageRecord
-    from tests.conftest import TEST_CLOCK
-
-    deadline = time.monotonic() + timeout
-    while True:
-        ledger_flush_sync()
-        rows = list(UsageRecord.objects.filter(created_at__gte=TEST_CLOCK["started_at"]).order_by("created_at", "id"))
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
 
 
 def _cost(model: str, tokens: int) -> Decimal:
@@ -117,7 +102,7 @@ def test_it_embeds_offline_on_the_mock_model(gateway):
     assert len(reply.data[0].embedding) == 16 and reply.model == "mock-embedding"
     assert reply.usage.prompt_tokens == 2
     assert not gateway.fake.requests_to(OPENAI_EMBEDDINGS)
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.provider == "mock" and row.cost == _cost("mock-embedding", 2)
 
 
@@ -128,7 +113,7 @@ def test_it_meters_prompt_tokens_at_the_input_price(gateway):
     gateway.fake.enqueue(OPENAI_EMBEDDINGS, FakeResponse(usage={"prompt_tokens": 123_457, "total_tokens": 123_457}))
     raw = gateway.openai().embeddings.with_raw_response.create(model=LARGE, input="priced")
 
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.endpoint == "embeddings"
     assert (row.prompt_tokens, row.completion_tokens, row.cache_read_tokens, row.cache_write_tokens) == (
         123_457, 0, 0, 0)
@@ -148,7 +133,7 @@ def test_it_estimates_and_flags_usage_the_provider_left_out(gateway):
     r = _post(gateway, {"model": SMALL, "input": "abcdefgh", "encoding_format": "float"})
 
     assert r.status_code == 200 and r.json()["data"][0]["embedding"] == vector
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.tokens_estimated is True
     assert (row.prompt_tokens, row.completion_tokens) == (2, 0)  # 8 characters, ~4 a token
     assert row.cost == _cost(SMALL, 2)
@@ -161,7 +146,7 @@ def test_it_fails_over_to_the_next_route(gateway, fake_provider):
 
     assert reply.data[0].embedding == embedding_vector("still served", 1536)
     assert len(gateway.fake.requests_to(OPENAI_EMBEDDINGS)) == 2
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.status == 200 and row.provider == "openai-backup"
 
 
@@ -176,7 +161,7 @@ def test_it_refuses_over_a_hard_budget_before_the_provider(gateway, alice_org):
     assert refused.value.code == "budget_exceeded" and refused.value.type == "insufficient_quota"
     assert refused.value.response.headers["x-should-retry"] == "false"
     assert len(gateway.fake.requests_to(OPENAI_EMBEDDINGS)) == 1
-    rows = _rows(2)
+    rows = ledger_rows(2)
     assert [(r.status, r.error_type, r.endpoint) for r in rows] == [
         (200, "", "embeddings"), (429, "budget_exceeded", "embeddings")]
     assert rows[1].cost == 0
@@ -207,7 +192,7 @@ def test_it_refuses_a_chat_model_on_embeddings(gateway):
     assert error.code == "model_not_supported" and error.param == "model"
     assert "`gpt-4o` is a chat model" in error.message and "chat/completions" in error.message
     assert not gateway.fake.requests_to(OPENAI_EMBEDDINGS)
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert (row.status, row.error_type, row.endpoint) == (400, "model_not_supported", "embeddings")
 
 
@@ -256,7 +241,7 @@ def test_it_refuses_bad_bodies_with_the_param(gateway, body, param, code):
     assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
     assert r.json()["detail"] == error["message"]
     assert not gateway.fake.requests_to(OPENAI_EMBEDDINGS)
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert (row.status, row.error_type, row.endpoint) == (400, code, "embeddings")
 
 

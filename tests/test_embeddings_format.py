@@ -20,7 +20,7 @@ from ai_proxy.embeddings_format import (
     embeddings_tokens_estimate,
     embeddings_upstream_body,
 )
-from ai_proxy.errors import GatewayError
+from core.errors import GatewayError
 from ai_proxy.mock_provider import mock_embedding_vector, mock_handler
 from tests.fake_provider import OPENAI_EMBEDDINGS, FakeResponse, embedding_vector
 
