@@ -226,6 +226,8 @@ def catalog_seed() -> dict[str, int]:
                 "display_name": spec["display_name"],
                 "provider_label": spec["provider_label"],
                 "best_for": spec["best_for"],
+                "model_type": spec.get("type", CatalogModel.ModelType.CHAT),
+                "dimensions": spec.get("dimensions"),
                 "speed_tier": spec["speed_tier"],
                 "cost_tier": spec["cost_tier"],
                 "input_price_per_mtok": input_price,

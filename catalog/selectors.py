@@ -65,6 +65,8 @@ class ModelEntry:
     created: int
     routes: tuple[RouteEntry, ...] = field(default=())
     web_search_price: Decimal | None = None  # USD per 1,000 searches
+    model_type: str = "chat"  # CatalogModel.ModelType: which operations may serve it
+    dimensions: int | None = None  # embedding models: the default vector size
 
     @property
     def is_priced(self) -> bool:
@@ -124,6 +126,8 @@ def _load() -> Catalog:
             created=int(m.created_at.timestamp()),
             routes=routes,
             web_search_price=m.web_search_price_per_1k,
+            model_type=m.model_type,
+            dimensions=m.dimensions,
         )
         for alias in m.aliases.all():
             names.setdefault(alias.alias, m.public_id)
