@@ -214,9 +214,14 @@ def test_it_refuses_an_embedding_model_on_messages(gateway):
     assert "embedding model" in refused.value.message and "/embeddings" in refused.value.message
 
 
-def test_it_lists_embedding_models_with_the_others(gateway):
-    ids = {m.id for m in gateway.openai().models.list()}
-    assert {SMALL, LARGE, "mock-embedding", "gpt-4o"} <= ids
+def test_it_lists_embedding_models_with_the_others_in_openai_format_only(gateway):
+    models = {m.id: m for m in gateway.openai().models.list()}
+    assert {SMALL, LARGE, "mock-embedding", "gpt-4o"} <= set(models)
+    assert (models[LARGE].model_type, models[LARGE].dimensions) == ("embedding", 3072)
+    assert models["gpt-4o"].model_type == "chat"
+    # Anthropic's list is what Messages can serve.
+    anthropic_ids = {m.id for m in gateway.anthropic().models.list()}
+    assert "gpt-4o" in anthropic_ids and SMALL not in anthropic_ids
 
 
 # --- bad requests -----------------------------------------------------------------------------
