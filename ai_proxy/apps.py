@@ -6,9 +6,13 @@ class AiProxyConfig(AppConfig):
     verbose_name = "AI proxy"
 
     def ready(self) -> None:
+        from catalog.models import Provider
         from catalog.route_support import route_support_register
 
-        from .route_rules import route_serves_model_type
+        from .operations import route_serves_model_type
+        from .providers import adapters_check
 
+        # Loudly, at startup (serve, migrate, tests): never a request that finds out.
+        adapters_check(Provider.Kind.values)
         # The catalog's validation asks ai_proxy which provider kinds can serve which model types.
         route_support_register(route_serves_model_type)

@@ -65,7 +65,7 @@ class ModelEntry:
     created: int
     routes: tuple[RouteEntry, ...] = field(default=())
     web_search_price: Decimal | None = None  # USD per 1,000 searches
-    model_type: str = "chat"  # CatalogModel.ModelType: which operations may serve it
+    model_type: str = "chat"  # CatalogModel.ModelType: which operations may serve it (Operation.model_type)
     dimensions: int | None = None  # embedding models: the default vector size
 
     @property

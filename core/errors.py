@@ -79,9 +79,9 @@ class ErrorCode(StrEnum):
     OPTION_NOT_ALLOWED = "option_not_allowed"
     # the model and its routes
     MODEL_NOT_FOUND = "model_not_found"
+    MODEL_WRONG_TYPE = "model_wrong_type"  # e.g. an embedding model on chat completions
     MODEL_NOT_ALLOWED = "model_not_allowed"
     MODEL_NOT_PRICED = "model_not_priced"
-    MODEL_NOT_SUPPORTED = "model_not_supported"  # a model of another type (chat vs embedding)
     NO_ROUTE_AVAILABLE = "no_route_available"
     PROVIDER_NOT_CONFIGURED = "provider_not_configured"
     # admission

@@ -151,12 +151,12 @@ def test_it_fails_over_to_the_next_route(gateway, fake_provider):
 
 
 def test_it_refuses_over_a_hard_budget_before_the_provider(gateway, alice_org):
-    # The worst case of 8,000 one-byte characters is 8,004 tokens at $0.13/M, about $0.00104.
-    set_budget(alice_org, "0.0005")
+    # Ten texts of 8,000 one-byte characters: a worst case of 10 x 8,004 tokens at $0.13/M, $0.0104.
+    set_budget(alice_org, "0.01")
     client = gateway.openai()
     client.embeddings.create(model=LARGE, input="small enough")
     with pytest.raises(openai.RateLimitError) as refused:
-        client.embeddings.create(model=LARGE, input="x" * 8000)
+        client.embeddings.create(model=LARGE, input=["x" * 8000] * 10)
 
     assert refused.value.code == "budget_exceeded" and refused.value.type == "insufficient_quota"
     assert refused.value.response.headers["x-should-retry"] == "false"
@@ -189,11 +189,12 @@ def test_it_refuses_a_chat_model_on_embeddings(gateway):
         gateway.openai().embeddings.create(model="gpt-4o", input="hello")
 
     error = refused.value
-    assert error.code == "model_not_supported" and error.param == "model"
-    assert "`gpt-4o` is a chat model" in error.message and "chat/completions" in error.message
+    assert error.code == "model_wrong_type" and error.param == "model"
+    assert "`gpt-4o` is a chat model; embeddings serves embedding models" in error.message
+    assert "Use POST /api/ai/chat/completions" in error.message
     assert not gateway.fake.requests_to(OPENAI_EMBEDDINGS)
     [row] = ledger_rows(1)
-    assert (row.status, row.error_type, row.endpoint) == (400, "model_not_supported", "embeddings")
+    assert (row.status, row.error_type, row.endpoint) == (400, "model_wrong_type", "embeddings")
 
 
 def test_it_refuses_an_embedding_model_on_chat_completions(gateway):
@@ -201,8 +202,9 @@ def test_it_refuses_an_embedding_model_on_chat_completions(gateway):
         gateway.openai().chat.completions.create(model=SMALL, messages=[{"role": "user", "content": "hi"}])
 
     error = refused.value
-    assert error.code == "model_not_supported" and error.param == "model"
-    assert f"`{SMALL}` is an embedding model" in error.message and "/embeddings" in error.message
+    assert error.code == "model_wrong_type" and error.param == "model"
+    assert f"`{SMALL}` is an embedding model" in error.message
+    assert "Use POST /api/ai/embeddings for it." in error.message
     assert not gateway.fake.requests_to(OPENAI_CHAT)
 
 

@@ -21,7 +21,7 @@ from ai_proxy.embeddings_format import (
     embeddings_upstream_body,
 )
 from core.errors import GatewayError
-from ai_proxy.mock_provider import mock_embedding_vector, mock_handler
+from ai_proxy.providers.mock import mock_embedding_vector, mock_handler
 from tests.fake_provider import OPENAI_EMBEDDINGS, FakeResponse, embedding_vector
 
 
