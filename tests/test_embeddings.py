@@ -216,6 +216,33 @@ def test_it_refuses_an_embedding_model_on_messages(gateway):
     assert "embedding model" in refused.value.message and "/embeddings" in refused.value.message
 
 
+def test_it_refuses_an_embedding_model_on_count_tokens(gateway):
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        gateway.anthropic().messages.count_tokens(model=SMALL, messages=[{"role": "user", "content": "hi"}])
+    assert "Use POST /api/ai/embeddings for it." in refused.value.message
+
+
+def test_it_skips_a_route_on_a_provider_without_embeddings(gateway, caplog):
+    from catalog.models import CatalogModel, Provider, Route
+
+    # Written behind the catalog's validation (which refuses it): the request path still copes.
+    model = CatalogModel.objects.get(public_id=SMALL)
+    Route.objects.create(model=model, provider=Provider.objects.get(name="anthropic"), upstream_model="x", priority=0)
+    Route.objects.filter(model=model, provider__name="openai").update(priority=1)
+    Provider.objects.get(name="openai").save()  # a catalog change: every instance drops its snapshot
+
+    reply = gateway.openai().embeddings.create(model=SMALL, input="served anyway")
+    assert reply.data[0].embedding == embedding_vector("served anyway", 1536)
+    assert "route failed" in caplog.text and "`embeddings` bodies to the `anthropic` dialect" in caplog.text
+
+    Route.objects.filter(model=model, provider__name="openai").update(enabled=False)
+    Provider.objects.get(name="openai").save()
+    r = _post(gateway, {"model": SMALL, "input": "nowhere to go"})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_unavailable"
+    assert "anthropic: cannot serve this request" in r.json()["error"]["message"]
+    assert len(gateway.fake.requests_to(OPENAI_EMBEDDINGS)) == 1
+
+
 def test_it_lists_embedding_models_with_the_others_in_openai_format_only(gateway):
     models = {m.id: m for m in gateway.openai().models.list()}
     assert {SMALL, LARGE, "mock-embedding", "gpt-4o"} <= set(models)
