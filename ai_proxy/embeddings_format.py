@@ -69,6 +69,17 @@ def embeddings_upstream_body(body: dict, *, upstream_model: str) -> dict:
     return out
 
 
+def embeddings_dimensions_check(body: dict, model) -> None:
+    """400 when `dimensions` is past the model's own size (catalog `dimensions`, when set): the
+    body validator runs before the model is known, so this runs when the request is built."""
+    dimensions = body.get("dimensions")
+    most = getattr(model, "dimensions", None)
+    if dimensions is not None and most and dimensions > most:
+        raise _error("dimensions", f"Invalid 'dimensions': integer above maximum value. `{model.public_id}` returns "
+                                   f"at most {most} dimensions, but got {dimensions} instead.",
+                     ErrorCode.INTEGER_ABOVE_MAX_VALUE)
+
+
 def embeddings_inputs(body: dict) -> list[str | list[int]]:
     """The request's inputs as a list: each a string or a list of token ids (validated body)."""
     value = body["input"]

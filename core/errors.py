@@ -76,6 +76,7 @@ class ErrorCode(StrEnum):
     EMPTY_ARRAY = "empty_array"
     ARRAY_ABOVE_MAX_LENGTH = "array_above_max_length"
     INTEGER_BELOW_MIN_VALUE = "integer_below_min_value"
+    INTEGER_ABOVE_MAX_VALUE = "integer_above_max_value"
     OPTION_NOT_ALLOWED = "option_not_allowed"
     # the model and its routes
     MODEL_NOT_FOUND = "model_not_found"

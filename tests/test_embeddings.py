@@ -279,6 +279,22 @@ def test_it_refuses_bad_bodies_with_the_param(gateway, body, param, code):
     assert (row.status, row.error_type, row.endpoint) == (400, code, "embeddings")
 
 
+def test_it_refuses_more_dimensions_than_the_model_has(gateway):
+    with pytest.raises(openai.BadRequestError) as refused:
+        gateway.openai().embeddings.create(model=SMALL, input="x", dimensions=1537)
+    assert refused.value.param == "dimensions" and refused.value.code == "integer_above_max_value"
+    assert "`text-embedding-3-small` returns at most 1536 dimensions, but got 1537" in refused.value.message
+    assert not gateway.fake.requests_to(OPENAI_EMBEDDINGS)
+    # A model with no size in the catalog: the provider's own refusal comes back, never a huge vector.
+    from catalog.models import CatalogModel
+
+    CatalogModel.objects.filter(public_id="mock-embedding").update(dimensions=None)
+    CatalogModel.objects.get(public_id="mock-embedding").save()  # drops the cached catalog
+    r = _post(gateway, {"model": "mock-embedding", "input": "x", "dimensions": 2**63})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "upstream_invalid_request"
+    assert "Must be between 1 and 1536" in r.json()["error"]["message"]
+
+
 def test_the_sdk_sees_the_param_of_a_bad_body(gateway):
     with pytest.raises(openai.BadRequestError) as refused:
         gateway.openai().embeddings.create(model=SMALL, input=["fine", ""])

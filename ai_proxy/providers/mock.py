@@ -175,6 +175,13 @@ def _embeddings(body: dict) -> dict:
 async def mock_handler(request: httpx.Request) -> httpx.Response:
     body = orjson.loads(request.content)
     if request.url.path.endswith("/embeddings"):
+        dimensions = body.get("dimensions")
+        if isinstance(dimensions, int) and dimensions > MOCK_EMBEDDING_DIMENSIONS:
+            # As OpenAI answers past a model's size; never a vector as long as a client asks.
+            error = {"error": {"message": f"Invalid value for 'dimensions' = {dimensions}. Must be between 1 and "
+                                          f"{MOCK_EMBEDDING_DIMENSIONS}.", "type": "invalid_request_error",
+                               "param": "dimensions", "code": None}}
+            return httpx.Response(400, content=orjson.dumps(error), headers={"content-type": "application/json"})
         return httpx.Response(200, content=orjson.dumps(_embeddings(body)), headers={"content-type": "application/json"})
     if body.get("stream"):
         return httpx.Response(200, stream=_FrameStream(_stream(body)), headers={"content-type": "text/event-stream"})

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import ANTHROPIC
 
-from ..embeddings_format import embeddings_upstream_body
+from ..embeddings_format import embeddings_dimensions_check, embeddings_upstream_body
 from ..sse import SSE_DONE, SSEEvent, sse_data, sse_named
 from ..usage import usage_from_anthropic, usage_from_openai
 from .base import Framer, Translation, loads_object
@@ -153,6 +153,7 @@ MESSAGES_PASSTHROUGH = Translation(
 
 
 def embeddings_request(call: "ProxyCall", route: "RouteEntry") -> dict:
+    embeddings_dimensions_check(call.body, call.model)
     return embeddings_upstream_body(call.body, upstream_model=route.upstream_model)
 
 
