@@ -7,12 +7,16 @@ class AiProxyConfig(AppConfig):
 
     def ready(self) -> None:
         from catalog.models import Provider
-        from catalog.route_support import route_support_register
+        from catalog.provider_kinds import KindFacts, kind_facts_register
 
-        from .operations import route_serves_model_type
-        from .providers import adapters_check
+        from .operations import model_types_served
+        from .providers import ADAPTERS, adapters_check
 
         # Loudly, at startup (serve, migrate, tests): never a request that finds out.
         adapters_check(Provider.Kind.values)
-        # The catalog's validation asks ai_proxy which provider kinds can serve which model types.
-        route_support_register(route_serves_model_type)
+        # The catalog (below ai_proxy) learns what it needs about each kind from its adapter.
+        for kind, adapter in ADAPTERS.items():
+            kind_facts_register(
+                kind, KindFacts(dialect=adapter.dialect, needs_base_url=adapter.needs_base_url, offline=adapter.offline,
+                                model_types=model_types_served(adapter)),
+            )

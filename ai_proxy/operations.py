@@ -29,7 +29,7 @@ from core.errors import ANTHROPIC, OPENAI
 from .chat_format import chat_request_max_output, chat_request_validate
 from .embeddings_format import embeddings_request_validate, embeddings_tokens_bound, embeddings_tokens_estimate
 from .messages_format import messages_count_tokens_validate, messages_request_validate
-from .providers import ADAPTERS
+from .providers import ProviderAdapter
 from .token_counting import count_tokens_serve
 from .tokens import tokens_for_request, tokens_upper_bound
 
@@ -159,23 +159,12 @@ EMBEDDINGS = Operation(
 )
 
 
-def route_serves_model_type(provider_kind: str, model_type: str) -> str | None:
-    """None when a route on a `provider_kind` provider can serve models of `model_type` (some
-    operation of that type reaches the kind's dialect and its adapter has the path), else why not.
-    The catalog's validation asks this (registered in AiProxyConfig.ready)."""
-    def serves(kind: str) -> bool:
-        adapter = ADAPTERS.get(kind)
-        return adapter is not None and any(
-            adapter.supports(op.upstream_paths[adapter.dialect])
-            for op in _OPERATIONS if op.model_type == model_type and adapter.dialect in op.upstream_paths
-        )
-
-    if serves(provider_kind):
-        return None
-    labels = ", ".join(op.label for op in _OPERATIONS if op.model_type == model_type) or model_type
-    able = ", ".join(f"`{kind}`" for kind in ADAPTERS if serves(kind)) or "none"
-    return (f"`{provider_kind}` providers have no endpoint for {labels}: route {model_type} models to a "
-            f"provider of kind {able}.")
-
-
-_OPERATIONS = (CHAT_COMPLETIONS, MESSAGES, COUNT_TOKENS, EMBEDDINGS)
+def model_types_served(adapter: ProviderAdapter) -> frozenset[str]:
+    """The catalog model types some operation can serve through `adapter`: its dialect is in the
+    operation's `upstream_paths` and the adapter has that path. The catalog's validation refuses
+    routes of other types on providers of the adapter's kind (catalog.provider_kinds)."""
+    operations = [value for value in globals().values() if isinstance(value, Operation)]  # every one defined here
+    return frozenset(
+        op.model_type for op in operations
+        if adapter.dialect in op.upstream_paths and adapter.supports(op.upstream_paths[adapter.dialect])
+    )

@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from core.audited_admin import AuditedModelAdmin
 
 from .models import CatalogModel, ModelAlias, Provider, Route
-from .route_support import route_refusal
+from .provider_kinds import route_refusal
 
 
 @admin.register(Provider)

@@ -8,8 +8,9 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from .provider_kinds import kind_facts
 from .route_options import allowed_options_problems
-from .route_support import route_refusal
+from .provider_kinds import route_refusal
 
 PRICE_FIELD = dict(
     max_digits=12, decimal_places=6, null=True, blank=True, validators=[MinValueValidator(Decimal("0"))]
@@ -52,7 +53,7 @@ class Provider(models.Model):
 
     @property
     def needs_secret(self) -> bool:
-        return self.kind != self.Kind.MOCK and bool(self.api_key_env)
+        return not kind_facts(self.kind).offline and bool(self.api_key_env)
 
     @property
     def secret_is_set(self) -> bool:

@@ -9,7 +9,8 @@ from decimal import Decimal
 
 from core.versioned_cache import VersionedCache
 
-from .models import CatalogModel, Provider
+from .models import CatalogModel
+from .provider_kinds import kind_facts
 from .route_options import allowed_options_parse
 
 catalog_cache = VersionedCache("catalog")
@@ -33,7 +34,7 @@ class ProviderEntry:
 
     @property
     def needs_secret(self) -> bool:
-        return self.kind != Provider.Kind.MOCK and bool(self.api_key_env)
+        return not kind_facts(self.kind).offline and bool(self.api_key_env)
 
 
 @dataclass(frozen=True)

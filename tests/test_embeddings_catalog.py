@@ -31,7 +31,7 @@ def test_it_refuses_a_route_of_an_embedding_model_on_an_anthropic_provider(catal
     with pytest.raises(ValidationError) as refused:
         route.full_clean()
     assert refused.value.message_dict["provider"] == [
-        "`anthropic` providers have no endpoint for embeddings: route embedding models to a provider of kind "
+        "`anthropic` providers have no endpoint for embedding models: route them to a provider of kind "
         "`openai`, `mock`."]
     # An OpenAI-compatible provider is fine.
     Route(model=route.model, provider=Provider.objects.get(name="xai"), upstream_model="v1").full_clean()
@@ -59,7 +59,7 @@ def test_the_admin_refuses_the_route_inline_and_filters_by_type(console, catalog
     response = console.post(url, data)
 
     assert response.status_code == 200  # the form again, with the error
-    assert "providers have no endpoint for embeddings" in response.content.decode()
+    assert "providers have no endpoint for embedding models" in response.content.decode()
     assert model.routes.count() == 1
 
     changelist = reverse("admin:catalog_catalogmodel_changelist")
@@ -79,5 +79,5 @@ def test_the_admin_refuses_a_new_embedding_model_with_an_anthropic_route(console
 
     response = console.post(url, data)
 
-    assert response.status_code == 200 and "providers have no endpoint for embeddings" in response.content.decode()
+    assert response.status_code == 200 and "providers have no endpoint for embedding models" in response.content.decode()
     assert not CatalogModel.objects.filter(public_id="my-embedder").exists()
