@@ -4,6 +4,7 @@ budgets, the key's model list, the catalog's model types and bad bodies."""
 
 from __future__ import annotations
 
+import concurrent.futures
 from decimal import Decimal
 
 import anthropic
@@ -165,6 +166,30 @@ def test_it_refuses_over_a_hard_budget_before_the_provider(gateway, alice_org):
     assert [(r.status, r.error_type, r.endpoint) for r in rows] == [
         (200, "", "embeddings"), (429, "budget_exceeded", "embeddings")]
     assert rows[1].cost == 0
+
+
+def test_concurrent_requests_cannot_overshoot_a_hard_budget(gateway, alice_org):
+    # Each request: 3 texts of 8,000 one-byte characters, a worst case of 3 x 8,004 tokens at
+    # $0.13/M = $0.00312168; the provider bills all of it (its count can never exceed the bound).
+    set_budget(alice_org, "0.01")
+    for _ in range(12):
+        gateway.fake.enqueue(OPENAI_EMBEDDINGS, FakeResponse(delay=0.3, usage={"prompt_tokens": 24_012,
+                                                                              "total_tokens": 24_012}))
+    client = gateway.openai()
+
+    def one(_):
+        try:
+            client.embeddings.create(model=LARGE, input=["x" * 8000] * 3, dimensions=4)
+            return "ok"
+        except openai.RateLimitError:
+            return "refused"
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(one, range(12)))
+    assert outcomes.count("ok") == 3, outcomes  # 3 worst cases fit in $0.01; a 4th does not
+    rows = ledger_rows(12)
+    assert len(rows) == 12
+    assert sum(r.cost for r in rows) == 3 * _cost(LARGE, 24_012) <= Decimal("0.01")
 
 
 def test_it_keeps_to_the_keys_model_list(gateway, alice_org):
