@@ -87,11 +87,11 @@ async def _resolve(call: ProxyCall) -> ModelEntry:
         from .operations import EMBEDDING, MODEL_TYPE_ENDPOINTS  # operations imports this module
 
         kind = "an embedding" if model.model_type == EMBEDDING else f"a {model.model_type}"
+        endpoint = MODEL_TYPE_ENDPOINTS.get(model.model_type, "the endpoint for its type")
         raise GatewayError(
             400,
             f"The model `{model.public_id}` is {kind} model; {call.operation.label} serves "
-            f"{call.operation.model_type} models. Use {MODEL_TYPE_ENDPOINTS.get(model.model_type, 'its own endpoint')} "
-            "for it.",
+            f"{call.operation.model_type} models. Use {endpoint} for it.",
             code=ErrorCode.MODEL_WRONG_TYPE,
             param="model",
         )

@@ -8,9 +8,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from .provider_kinds import kind_facts
+from .provider_kinds import kind_facts, route_refusal
 from .route_options import allowed_options_problems
-from .provider_kinds import route_refusal
 
 PRICE_FIELD = dict(
     max_digits=12, decimal_places=6, null=True, blank=True, validators=[MinValueValidator(Decimal("0"))]
