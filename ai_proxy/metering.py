@@ -78,7 +78,7 @@ def _event(call: "ProxyCall") -> UsageEvent:
 def _prompt_text(call: "ProxyCall") -> str | None:
     if not call.body:
         return None
-    return orjson.dumps({k: call.body.get(k) for k in ("system", "messages") if k in call.body}).decode()
+    return orjson.dumps({k: call.body.get(k) for k in ("system", "messages", "input") if k in call.body}).decode()
 
 
 def call_cost(call: "ProxyCall") -> Decimal | None:

@@ -27,7 +27,9 @@ from billing.models import UsageRecord
 from core.errors import ANTHROPIC, OPENAI
 
 from .chat_format import chat_request_max_output, chat_request_validate
+from .embeddings_format import embeddings_request_validate, embeddings_tokens_bound, embeddings_tokens_estimate
 from .messages_format import messages_count_tokens_validate, messages_request_validate
+from .providers import ProviderAdapter
 from .token_counting import count_tokens_serve
 from .tokens import tokens_for_request, tokens_upper_bound
 
@@ -38,7 +40,14 @@ if TYPE_CHECKING:
 
     from .call import ProxyCall
 
-CHAT = "chat"  # catalog model types an operation may serve (`Operation.model_type`)
+# Catalog model types an operation may serve (`Operation.model_type`; catalog.CatalogModel.ModelType).
+CHAT = "chat"
+EMBEDDING = "embedding"
+# Where a client should send a model of each type, for the error that refuses it elsewhere.
+MODEL_TYPE_ENDPOINTS = {
+    CHAT: "POST /api/ai/chat/completions (or /api/ai/anthropic/v1/messages)",
+    EMBEDDING: "POST /api/ai/embeddings",
+}
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ class Operation:
     may_stream      False: `stream` in the body is ignored (the validator should refuse it).
     billed          False: free at the provider (count_tokens): rate limits only, no budgets, no
                     price needed, no priced-option checks, zero usage on the ledger row.
-    model_type      the catalog model type it serves ("chat"; embeddings will add "embedding").
+    model_type      the catalog model type it serves ("chat" or "embedding").
     serve           async (call, request) -> HttpResponse, once admitted; None means the proxy's
                     forward loop (routes, failover, translation, streaming). A custom `serve`
                     records its outcome with call.succeeded()/failed(); the proxy meters it.
@@ -133,3 +142,29 @@ COUNT_TOKENS = Operation(
     billed=False,
     serve=count_tokens_serve,
 )
+
+# OpenAI's embeddings, on OpenAI-dialect routes only (Anthropic has no such endpoint): no output,
+# never streamed, priced per input token.
+EMBEDDINGS = Operation(
+    name=UsageRecord.Endpoint.EMBEDDINGS,
+    label="embeddings",
+    error_format=OPENAI,
+    body_format="embeddings",
+    validate=embeddings_request_validate,
+    upstream_paths={OPENAI: "embeddings"},
+    input_tokens=embeddings_tokens_estimate,
+    input_tokens_bound=embeddings_tokens_bound,
+    may_stream=False,
+    model_type=EMBEDDING,
+)
+
+
+def model_types_served(adapter: ProviderAdapter) -> frozenset[str]:
+    """The catalog model types some operation can serve through `adapter`: its dialect is in the
+    operation's `upstream_paths` and the adapter has that path. The catalog's validation refuses
+    routes of other types on providers of the adapter's kind (catalog.provider_kinds)."""
+    operations = [value for value in globals().values() if isinstance(value, Operation)]  # every one defined here
+    return frozenset(
+        op.model_type for op in operations
+        if adapter.dialect in op.upstream_paths and adapter.supports(op.upstream_paths[adapter.dialect])
+    )

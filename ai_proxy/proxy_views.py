@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id
 
 from .anthropic_extras import anthropic_models
-from .operations import CHAT_COMPLETIONS, COUNT_TOKENS, MESSAGES, Operation
+from .operations import CHAT_COMPLETIONS, COUNT_TOKENS, EMBEDDINGS, MESSAGES, Operation
 from .proxy import proxy_handle
 
 
@@ -51,6 +51,7 @@ def proxy_view(operation: Operation) -> Callable[[HttpRequest], Awaitable[HttpRe
 chat_completions = proxy_view(CHAT_COMPLETIONS)
 anthropic_messages = proxy_view(MESSAGES)
 anthropic_messages_count_tokens = proxy_view(COUNT_TOKENS)
+embeddings = proxy_view(EMBEDDINGS)
 
 
 async def anthropic_models_list(request: HttpRequest) -> HttpResponse:

@@ -9,6 +9,9 @@ urlpatterns = [
     path("models", views.ModelListApi.as_view(), name="models"),
     path("models/<path:model_id>", views.ModelDetailApi.as_view(), name="model-detail"),
     path("chat/completions", proxy_views.chat_completions, name="chat-completions"),
+    # OpenAI(base_url=".../api/ai") calls /embeddings; clients configured with a /v1 base the other.
+    path("embeddings", proxy_views.embeddings, name="embeddings"),
+    path("v1/embeddings", proxy_views.embeddings),
     # Anthropic(base_url=".../api/ai/anthropic") calls /v1/messages; the AI SDK and the seed guide
     # call /messages. Same view.
     path("anthropic/v1/messages", proxy_views.anthropic_messages, name="anthropic-messages"),

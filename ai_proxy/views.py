@@ -30,6 +30,9 @@ def model_openai_json(m: ModelEntry) -> dict:
         "cost_tier": m.cost_tier,
         "max_output_tokens": m.max_output_tokens,
         "context_window": m.context_window,
+        # chat | embedding: which endpoints serve it (embedding models: /embeddings only).
+        "model_type": m.model_type,
+        **({"dimensions": m.dimensions} if m.dimensions else {}),
         "pricing": {
             "currency": "USD",
             "unit": "per_million_tokens",

@@ -14,13 +14,14 @@ from __future__ import annotations
 from .base import Framer, Translation
 from .chat_to_anthropic import CHAT_TO_ANTHROPIC
 from .messages_to_chat import MESSAGES_TO_CHAT
-from .passthrough import CHAT_PASSTHROUGH, MESSAGES_PASSTHROUGH
+from .passthrough import CHAT_PASSTHROUGH, EMBEDDINGS_PASSTHROUGH, MESSAGES_PASSTHROUGH
 
 TRANSLATIONS: dict[tuple[str, str], Translation] = {
     ("chat", "openai"): CHAT_PASSTHROUGH,
     ("chat", "anthropic"): CHAT_TO_ANTHROPIC,
     ("messages", "anthropic"): MESSAGES_PASSTHROUGH,
     ("messages", "openai"): MESSAGES_TO_CHAT,
+    ("embeddings", "openai"): EMBEDDINGS_PASSTHROUGH,
 }
 
 
