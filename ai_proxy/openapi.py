@@ -1,0 +1,401 @@
+"""The OpenAPI 3.1 document of every /api/ai/ endpoint, and the two public views that serve it.
+
+drf-spectacular describes the DRF views (catalog, usage, health, the staff usage API) from their
+`extend_schema` annotations. The hot endpoints are plain async views it cannot see, so
+`schema_complete` (a drf-spectacular post-processing hook) adds them from `HOT_OPERATIONS`: each
+entry names its paths and the wire schemas (ai_proxy.wire_schemas) of its request, response and
+stream events, and the document's responses, headers and error bodies are built from that, the
+same way for every operation. An entry whose paths Django does not serve is left out, so the
+document lists exactly what answers.
+
+GET /api/ai/openapi.json and GET /api/ai/docs/ (Swagger UI, its assets from the
+drf-spectacular-sidecar package via the static files: no CDN) need no key, like the docs of peers.
+The document is built once per process: it only changes with the code.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import Resolver404, resolve, reverse
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.views import SpectacularSwaggerView
+
+from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
+from .wire_schemas import COMPONENTS, ref
+
+API_PREFIX = "/api/ai/"
+OPENAI_TAG, ANTHROPIC_TAG, GATEWAY_TAG = "OpenAI format", "Anthropic format", "Gateway"
+
+
+@dataclass(frozen=True)
+class OperationDoc:
+    """What the document says about one hot operation."""
+
+    name: str  # the operation's name (the ledger's endpoint)
+    paths: tuple[str, ...]  # under /api/ai/, the first one canonical
+    summary: str
+    client_format: str  # OPENAI or ANTHROPIC: the error body and the rate-limit header names
+    request: str  # component names in wire_schemas.COMPONENTS
+    response: str
+    stream_event: str | None = None  # the data of one SSE event, when the operation can stream
+    extra_headers: dict[str, dict] = field(default_factory=dict)  # on 200, beside the common ones
+    description: str = ""
+    statuses: tuple[int, ...] = (400, 401, 403, 404, 413, 429, 502, 503)
+    priced: bool = True  # answers carry x-gateway-cost-usd (not on streams: the cost is known at the end)
+
+
+HOT_OPERATIONS: tuple[OperationDoc, ...] = (
+    OperationDoc(
+        name="chat_completions",
+        paths=("chat/completions",),
+        summary="Create a chat completion (OpenAI Chat Completions, any catalog model)",
+        client_format=OPENAI,
+        request="ChatCompletionRequest",
+        response="ChatCompletion",
+        stream_event="ChatCompletionChunk",
+        description="Routed to the model's provider and translated when it speaks Anthropic's format. "
+                    "With `stream: true` the answer is Server-Sent Events: `data: <ChatCompletionChunk>` lines, "
+                    "then `data: [DONE]`.",
+    ),
+    OperationDoc(
+        name="messages",
+        paths=("anthropic/v1/messages", "anthropic/messages"),
+        summary="Create a message (Anthropic Messages, any catalog model)",
+        client_format=ANTHROPIC,
+        request="MessagesRequest",
+        response="Message",
+        stream_event="MessagesStreamEvent",
+        description="`Anthropic(base_url=\".../api/ai/anthropic\")` calls `/v1/messages`; the Vercel AI SDK calls "
+                    "`/messages`. With `stream: true` the answer is Server-Sent Events, each with an `event:` name "
+                    "and a `data:` object of the same `type`.",
+    ),
+    OperationDoc(
+        name="count_tokens",
+        paths=("anthropic/v1/messages/count_tokens", "anthropic/messages/count_tokens"),
+        summary="Count a message's input tokens (Anthropic format)",
+        client_format=ANTHROPIC,
+        request="CountTokensRequest",
+        response="CountTokensResponse",
+        extra_headers={"x-gateway-token-count": {
+            "description": "`provider` when an Anthropic route counted, `estimate` otherwise.",
+            "schema": {"enum": ["provider", "estimate"]}}},
+        description="Free: it counts against the key's and organization's rate limits, not budgets, and leaves a "
+                    "zero-cost ledger row.",
+        statuses=(400, 401, 404, 413, 429),
+        priced=False,
+    ),
+    OperationDoc(
+        name="responses",
+        paths=("responses", "v1/responses"),
+        summary="Create a model response (OpenAI Responses, any catalog model)",
+        client_format=OPENAI,
+        request="ResponsesRequest",
+        response="Response",
+        stream_event="ResponseStreamEvent",
+        description="With `stream: true` the answer is Server-Sent Events of typed `response.*` events.",
+    ),
+    OperationDoc(
+        name="embeddings",
+        paths=("embeddings", "v1/embeddings"),
+        summary="Create embeddings (OpenAI Embeddings, catalog models of type embedding)",
+        client_format=OPENAI,
+        request="EmbeddingsRequest",
+        response="EmbeddingsResponse",
+        description="Priced per input token and metered like every request.",
+    ),
+)
+
+
+# Plain (non-DRF) views that are not proxy operations: the catalog in Anthropic's list format.
+def _anthropic_models_paths() -> dict[str, dict]:
+    errors = {"401": _error_ref(ANTHROPIC, 401)}
+    return {
+        "anthropic/v1/models": {"get": {
+            "operationId": "anthropic_models_list", "tags": [ANTHROPIC_TAG],
+            "summary": "List the models this key may use (Anthropic's list format)",
+            "security": _KEY_SECURITY,
+            "responses": {"200": _json_ok(ref("AnthropicModelList"), "The catalog, as `anthropic` SDK "
+                                                                     "`models.list()` reads it."), **errors},
+        }},
+        "anthropic/v1/models/{model_id}": {"get": {
+            "operationId": "anthropic_models_retrieve", "tags": [ANTHROPIC_TAG],
+            "summary": "One model this key may use (Anthropic format)",
+            "security": _KEY_SECURITY,
+            "parameters": [_MODEL_ID_PARAMETER],
+            "responses": {"200": _json_ok(ref("AnthropicModel"), "The model."), **errors,
+                          "404": _error_ref(ANTHROPIC, 404)},
+        }},
+    }
+
+
+_MODEL_ID_PARAMETER = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"},
+                       "description": "A catalog model id or alias."}
+_KEY_SECURITY = [{"BearerAuth": []}, {"ApiKeyAuth": []}]
+
+SECURITY_SCHEMES = {
+    "BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "dm_<org>_<env>_<secret>",
+                   "description": "An organization's API key (`Authorization: Bearer dm_...`), as the openai SDK "
+                                  "sends it."},
+    "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "x-api-key",
+                   "description": "The same key as `x-api-key: dm_...`, as the anthropic SDK sends it. Either header "
+                                  "works on every route."},
+    "StaffToken": {"type": "http", "scheme": "bearer", "bearerFormat": "dms_...",
+                   "description": "A staff token (`manage.py issue_staff_token`), for the staff usage API only."},
+    "AdminSession": {"type": "apiKey", "in": "cookie", "name": "sessionid",
+                     "description": "The admin's session cookie of a staff user (staff usage API only)."},
+}
+
+_HEADERS = {
+    "RequestId": {"description": "The request's id (the openai SDK's `request_id`); in the ledger too.",
+                  "schema": {"type": "string"}},
+    "AnthropicRequestId": {"description": "The same id (the anthropic SDK's `request_id`).",
+                           "schema": {"type": "string"}},
+    "GatewayModel": {"description": "The catalog model that answered (an alias resolved).",
+                     "schema": {"type": "string"}},
+    "GatewayProvider": {"description": "The provider of the route that answered.", "schema": {"type": "string"}},
+    "GatewayCost": {"description": "What the request cost in USD, exact decimal (non-streaming answers).",
+                    "schema": {"type": "string", "pattern": r"^\d+(\.\d+)?$"}},
+    "RetryAfter": {"description": "Seconds to wait before retrying (at most 60).",
+                   "schema": {"type": "string", "pattern": r"^\d+$"}},
+    "ShouldRetry": {"description": "`false`: retrying cannot help until the operator acts (budget, hard limit); "
+                                   "`true`: a passing outage, retry. Both SDKs obey it.",
+                    "schema": {"enum": ["true", "false"]}},
+}
+for _family, _names in ((OPENAI, ("x-ratelimit-limit-{k}", "x-ratelimit-remaining-{k}", "x-ratelimit-reset-{k}")),
+                        (ANTHROPIC, ("anthropic-ratelimit-{k}-limit", "anthropic-ratelimit-{k}-remaining",
+                                     "anthropic-ratelimit-{k}-reset"))):
+    for _kind in ("requests", "tokens"):
+        for _name in _names:
+            _HEADERS[_name.format(k=_kind)] = {
+                "description": f"The tightest {_kind}-per-minute limit of the key and its organization, when one is "
+                               "set (the reset is " + ("`<n>s`" if _family == OPENAI else "an RFC 3339 time") + ").",
+                "schema": {"type": "string"}}
+
+
+def _header_ref(name: str) -> dict:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def _ratelimit_headers(fmt: str) -> dict[str, dict]:
+    prefix = "x-ratelimit-" if fmt == OPENAI else "anthropic-ratelimit-"
+    return {name: _header_ref(name) for name in _HEADERS if name.startswith(prefix)}
+
+
+def _id_headers() -> dict[str, dict]:
+    return {"x-request-id": _header_ref("RequestId"), "request-id": _header_ref("AnthropicRequestId")}
+
+
+def _error_component(fmt: str) -> str:
+    return "AnthropicError" if fmt == ANTHROPIC else "OpenAIError"
+
+
+_ERROR_TEXT = {
+    400: "The request is invalid: the body is not JSON, a field is wrong (`param` names it), a priced option the "
+         "route does not allow, or the wrong Content-Type.",
+    401: "No API key, or a key that is unknown, revoked, expired or belongs to another vanity domain.",
+    403: "The key may not use this model.",
+    404: "No such model (or not visible to this key).",
+    413: "The body is larger than GATEWAY_MAX_BODY_BYTES.",
+    429: "A rate limit (`rate_limit_exceeded`, with the rate-limit headers), a hard budget (`budget_exceeded`, "
+         "`x-should-retry: false`), or every provider rate-limiting the gateway (`upstream_rate_limited`).",
+    502: "Every route of the model failed (connection, timeout or provider 5xx): `upstream_unavailable`.",
+    503: "Budgets cannot be checked while Redis is unreachable (`budget_unavailable`, `x-should-retry: true`), the "
+         "model has no price, or no route can serve it (every provider disabled or missing its secret).",
+}
+_ERROR_HEADERS = {
+    429: lambda fmt: {"retry-after": _header_ref("RetryAfter"), "x-should-retry": _header_ref("ShouldRetry"),
+                      **_ratelimit_headers(fmt)},
+    503: lambda fmt: {"retry-after": _header_ref("RetryAfter"), "x-should-retry": _header_ref("ShouldRetry")},
+}
+
+
+def _error_ref(fmt: str, status: int | str, text: str | None = None) -> dict:
+    headers = {**_id_headers(), **(_ERROR_HEADERS[status](fmt) if status in _ERROR_HEADERS else {})}
+    return {"description": text or _ERROR_TEXT[status], "headers": headers,
+            "content": {"application/json": {"schema": ref(_error_component(fmt))}}}
+
+
+def _json_ok(schema: dict, description: str, headers: dict | None = None) -> dict:
+    return {"description": description, "headers": {**_id_headers(), **(headers or {})},
+            "content": {"application/json": {"schema": schema}}}
+
+
+def operation_paths(op: OperationDoc) -> dict[str, dict]:
+    """The document's path items for one hot operation (each of its paths, the aliases deprecated
+    in favour of none: they are equally supported, so each gets its own operationId)."""
+    missing = [name for name in (op.request, op.response, op.stream_event) if name and name not in COMPONENTS]
+    if missing:
+        raise LookupError(
+            f"Operation {op.name!r} names schemas {missing} that ai_proxy/wire_schemas.py does not define: "
+            "add them to COMPONENTS there.")
+    ok_headers = {"x-gateway-model": _header_ref("GatewayModel"), "x-gateway-provider": _header_ref("GatewayProvider"),
+                  **_ratelimit_headers(op.client_format)}
+    if op.priced:
+        ok_headers["x-gateway-cost-usd"] = _header_ref("GatewayCost")
+    ok_headers.update(op.extra_headers)
+    content: dict[str, Any] = {"application/json": {"schema": ref(op.response)}}
+    if op.stream_event:
+        content["text/event-stream"] = {
+            "schema": {"type": "string", "description": f"Server-Sent Events; each event's data is a "
+                                                        f"{op.stream_event}."},
+            "x-sse-data-schema": ref(op.stream_event),
+        }
+    responses: dict[str, Any] = {"200": {"description": "Success." + (" `application/json`, or `text/event-stream` "
+                                                                      "with `stream: true`." if op.stream_event else ""),
+                                         "headers": {**_id_headers(), **ok_headers}, "content": content}}
+    for status in op.statuses:
+        responses[str(status)] = _error_ref(op.client_format, status)
+    # A provider's own 4xx for the client's request is passed on with its status.
+    responses["4XX"] = _error_ref(op.client_format, "4XX", "The provider rejected the request (its status and "
+                                                           "message passed on, `upstream_invalid_request`).")
+    tag = ANTHROPIC_TAG if op.client_format == ANTHROPIC else OPENAI_TAG
+    items = {}
+    for i, path in enumerate(op.paths):
+        body = {"required": True, "content": {"application/json": {"schema": ref(op.request)}}}
+        example = (COMPONENTS[op.request].get("examples") or [None])[0]
+        if example is not None:
+            body["content"]["application/json"]["example"] = example
+        items[path] = {"post": {
+            "operationId": op.name if i == 0 else f"{op.name}_{_slug(path)}",
+            "summary": op.summary if i == 0 else f"{op.summary} (alias of /api/ai/{op.paths[0]})",
+            "description": op.description,
+            "tags": [tag],
+            "security": _KEY_SECURITY,
+            "requestBody": body,
+            "responses": responses,
+        }}
+    return items
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_")
+
+
+def _served(path: str) -> bool:
+    """Whether Django routes this /api/ai/ path to a real view (not the JSON 404 catch-all)."""
+    from .proxy_views import not_found
+
+    concrete = re.sub(r"\{[^}]+\}", "x", API_PREFIX + path)
+    try:
+        return resolve(concrete).func is not not_found
+    except Resolver404:
+        return False
+
+
+def hot_paths() -> dict[str, dict]:
+    """Path items of every hot operation that is served, keyed by the full path."""
+    out: dict[str, dict] = {}
+    for op in HOT_OPERATIONS:
+        for path, item in operation_paths(op).items():
+            if _served(path):
+                out[API_PREFIX + path] = item
+    for path, item in _anthropic_models_paths().items():
+        if _served(path):
+            out[API_PREFIX + path] = item
+    return out
+
+
+# --- drf-spectacular hooks and extensions ----------------------------------------------------
+
+
+def endpoints_under_api(endpoints: list, **kwargs) -> list:
+    """Pre-processing hook: only /api/ai/ is documented (not the admin, dashboards or the docs themselves)."""
+    return [e for e in endpoints if e[0].startswith(API_PREFIX) and not e[0].startswith(API_PREFIX + "docs")
+            and e[0] != API_PREFIX + "openapi.json"]
+
+
+def schema_complete(result: dict, generator, request, public) -> dict:
+    """Post-processing hook: the hot operations' paths, the wire components, headers and security schemes."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            for response in operation.get("responses", {}).values():
+                # Every /api/ai/ answer carries its request id (gateway_site.api_views.ApiView).
+                response["headers"] = {**_id_headers(), **response.get("headers", {})}
+    result.setdefault("paths", {}).update(hot_paths())
+    result["paths"] = dict(sorted(result["paths"].items()))
+    components = result.setdefault("components", {})
+    components.setdefault("schemas", {}).update(COMPONENTS)
+    components["schemas"] = dict(sorted(components["schemas"].items()))
+    components.setdefault("headers", {}).update(_HEADERS)
+    components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+    result["tags"] = [
+        {"name": OPENAI_TAG, "description": "`OpenAI(base_url=\"https://<host>/api/ai\", api_key=\"dm_...\")`"},
+        {"name": ANTHROPIC_TAG, "description": "`Anthropic(base_url=\"https://<host>/api/ai/anthropic\", "
+                                               "api_key=\"dm_...\")`"},
+        {"name": GATEWAY_TAG, "description": "Usage, health and the staff usage API."},
+    ]
+    return result
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "orgs.authentication.ApiKeyAuthentication"
+    name = ["BearerAuth", "ApiKeyAuth"]
+
+    def get_security_requirement(self, auto_schema):
+        return [{"BearerAuth": []}, {"ApiKeyAuth": []}]  # either header
+
+    def get_security_definition(self, auto_schema):
+        return [SECURITY_SCHEMES["BearerAuth"], SECURITY_SCHEMES["ApiKeyAuth"]]
+
+
+class StaffTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "billing.admin_usage_api.StaffTokenAuthentication"
+    name = "StaffToken"
+
+    def get_security_definition(self, auto_schema):
+        return SECURITY_SCHEMES["StaffToken"]
+
+
+class StaffSessionScheme(OpenApiAuthenticationExtension):
+    target_class = "billing.admin_usage_api.StaffSessionAuthentication"
+    name = "AdminSession"
+
+    def get_security_definition(self, auto_schema):
+        return SECURITY_SCHEMES["AdminSession"]
+
+
+# --- the views -------------------------------------------------------------------------------
+
+_document: list[bytes] = []
+_document_lock = threading.Lock()
+
+
+def openapi_document() -> dict:
+    """The whole document, generated now (tests; the view caches the bytes)."""
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def openapi_json(request: HttpRequest) -> HttpResponse:
+    """GET /api/ai/openapi.json: public; built once per process (a sync view: generation imports and
+    walks every view, so it runs in a worker thread, off the event loop)."""
+    if request.method not in ("GET", "HEAD"):
+        response = error_response(GatewayError(405, f"Method {request.method} is not allowed here; use GET.",
+                                               code="method_not_allowed"), OPENAI, new_request_id())
+        response["allow"] = "GET"
+        return response
+    if not _document:
+        with _document_lock:
+            if not _document:
+                _document.append(orjson.dumps(openapi_document()))
+    response = HttpResponse(_document[0], content_type="application/json")
+    response["cache-control"] = "public, max-age=300"
+    return response
+
+
+class SwaggerDocsView(SpectacularSwaggerView):
+    """GET /api/ai/docs/: Swagger UI over /api/ai/openapi.json, assets served from this gateway."""
+
+    url_name = "openapi-json"
+    authentication_classes: list = []
+
+
+def docs_redirect(request: HttpRequest) -> HttpResponse:
+    """/api/ai/docs without the slash: the lean API handler has no APPEND_SLASH middleware."""
+    return HttpResponseRedirect(reverse("openapi-docs"))
