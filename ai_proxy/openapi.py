@@ -28,7 +28,7 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.views import SpectacularSwaggerView
 
 from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
-from .wire_schemas import COMPONENTS, ref
+from .wire_schemas import COMPONENTS, REQUEST_EXAMPLES, ref
 
 API_PREFIX = "/api/ai/"
 OPENAI_TAG, ANTHROPIC_TAG, GATEWAY_TAG = "OpenAI format", "Anthropic format", "Gateway"
@@ -242,11 +242,7 @@ def operation_paths(op: OperationDoc) -> dict[str, dict]:
     ok_headers.update(op.extra_headers)
     content: dict[str, Any] = {"application/json": {"schema": ref(op.response)}}
     if op.stream_event:
-        content["text/event-stream"] = {
-            "schema": {"type": "string", "description": f"Server-Sent Events; each event's data is a "
-                                                        f"{op.stream_event}."},
-            "x-sse-data-schema": ref(op.stream_event),
-        }
+        content["text/event-stream"] = {"schema": sse_event_schema(op)}
     responses: dict[str, Any] = {"200": {"description": "Success." + (" `application/json`, or `text/event-stream` "
                                                                       "with `stream: true`." if op.stream_event else ""),
                                          "headers": {**_id_headers(), **ok_headers}, "content": content}}
@@ -259,9 +255,8 @@ def operation_paths(op: OperationDoc) -> dict[str, dict]:
     items = {}
     for i, path in enumerate(op.paths):
         body = {"required": True, "content": {"application/json": {"schema": ref(op.request)}}}
-        example = (COMPONENTS[op.request].get("examples") or [None])[0]
-        if example is not None:
-            body["content"]["application/json"]["example"] = example
+        if op.request in REQUEST_EXAMPLES:
+            body["content"]["application/json"]["examples"] = REQUEST_EXAMPLES[op.request]
         items[path] = {"post": {
             "operationId": op.name if i == 0 else f"{op.name}_{_slug(path)}",
             "summary": op.summary if i == 0 else f"{op.summary} (alias of /api/ai/{op.paths[0]})",
@@ -272,6 +267,27 @@ def operation_paths(op: OperationDoc) -> dict[str, dict]:
             "responses": responses,
         }}
     return items
+
+
+def sse_event_schema(op: OperationDoc) -> dict:
+    """One Server-Sent Event of the operation's stream, as OpenAPI before 3.2 describes an event
+    stream: `schema` is each event ({event, data, id, retry}), its `data` JSON text whose schema is
+    `contentSchema` (schemathesis validates every event of a live stream against it)."""
+    data = {"type": "string", "contentMediaType": "application/json",
+            "contentSchema": {"anyOf": [ref(op.stream_event), ref(_error_component(op.client_format))]}}
+    if op.client_format == OPENAI:
+        # OpenAI streams end with `data: [DONE]`, the one data line that is not JSON.
+        data = {"anyOf": [{"const": "[DONE]"}, data]}
+        event = {"type": "string"}
+    else:
+        event = {"type": "string", "description": "The same name as the data's `type`."}
+    return {
+        "type": "object",
+        "description": f"Server-Sent Events, one per `data:` line; each data is a {op.stream_event}"
+                       + (" and the stream ends with `data: [DONE]`." if op.client_format == OPENAI else "."),
+        "required": ["data"],
+        "properties": {"event": event, "data": data, "id": {"type": "string"}, "retry": {"type": "integer"}},
+    }
 
 
 def _slug(path: str) -> str:

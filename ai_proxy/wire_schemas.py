@@ -161,7 +161,6 @@ CHAT: dict[str, Schema] = {
                 "json_schema": {"type": "object", "required": ["name"], "properties": {
                     "name": _STR, "schema": _OBJ, "strict": nullable(_BOOL), "description": _STR}}}}),
         },
-        "examples": [{"model": "mock-echo", "messages": [{"role": "user", "content": "hello gateway"}]}],
     },
     "ChatCompletionUsage": {
         "type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
@@ -233,7 +232,7 @@ CHAT: dict[str, Schema] = {
 # --- Anthropic Messages (WIRE.md §2) ----------------------------------------------------------
 
 _ANT_TEXT = {"type": "object", "required": ["type", "text"], "properties": {
-    "type": {"const": "text"}, "text": _STR, "cache_control": nullable(_OBJ)}}
+    "type": {"const": "text"}, "text": {**_STR, "minLength": 1}, "cache_control": nullable(_OBJ)}}
 _ANT_IMAGE = {"type": "object", "required": ["type", "source"], "properties": {
     "type": {"const": "image"},
     "source": {"anyOf": [
@@ -258,7 +257,9 @@ _ANT_MESSAGES_FIELDS: Schema = {
     "messages": {"type": "array", "minItems": 1, "items": {
         "type": "object", "required": ["role", "content"], "properties": {
             "role": {"enum": ["user", "assistant"]},
-            "content": {"anyOf": [_STR, {"type": "array", "items": _ANT_BLOCK}]}}}},
+            "content": {"anyOf": [{**_STR, "minLength": 1}, {"type": "array", "minItems": 1, "items": _ANT_BLOCK}],
+                        "description": "Non-empty, except a final assistant prefill. A tool_result answers a "
+                                       "tool_use of the assistant turn just before it."}}}},
     "system": {"anyOf": [_STR, {"type": "array", "items": _ANT_TEXT}]},
     "tools": {"type": "array", "items": {"type": "object", "required": ["name", "input_schema"], "properties": {
         "name": _STR, "description": _STR, "input_schema": _OBJ}}},
@@ -280,14 +281,12 @@ MESSAGES: dict[str, Schema] = {
             "stop_sequences": {"type": "array", "items": _STR},
             "temperature": {**_NUM, "minimum": 0, "maximum": 1},
             "top_p": {**_NUM, "minimum": 0, "maximum": 1},
-            "top_k": {**_INT, "minimum": 0},
-            "metadata": {"type": "object", "properties": {"user_id": nullable(_STR)}},
+            "top_k": {**_INT, "minimum": 1},
+            "metadata": {"type": "object", "additionalProperties": False, "properties": {"user_id": nullable(_STR)}},
             "stream": {**_BOOL, "description": "true: the answer is `text/event-stream` of Anthropic events "
                                                "(`event:` name and `data:` with the same `type`)."},
             "service_tier": {"enum": ["auto", "standard_only"]},
         },
-        "examples": [{"model": "mock-echo", "max_tokens": 64,
-                      "messages": [{"role": "user", "content": "hello gateway"}]}],
     },
     "MessagesUsage": {
         "type": "object", "required": ["input_tokens", "output_tokens"],
@@ -337,7 +336,6 @@ MESSAGES: dict[str, Schema] = {
         "description": "Anthropic `messages.count_tokens`: a Messages body without `max_tokens`.",
         "required": ["model", "messages"],
         "properties": dict(_ANT_MESSAGES_FIELDS),
-        "examples": [{"model": "mock-echo", "messages": [{"role": "user", "content": "hello gateway"}]}],
     },
     "CountTokensResponse": {
         "type": "object", "required": ["input_tokens"],
@@ -387,7 +385,6 @@ RESPONSES: dict[str, Schema] = {
             "reasoning": nullable(_OBJ),
             "user": _STR,
         },
-        "examples": [{"model": "mock-echo", "input": "hello gateway"}],
     },
     "ResponseUsage": {
         "type": "object", "required": ["input_tokens", "output_tokens", "total_tokens"],
@@ -462,7 +459,6 @@ EMBEDDINGS: dict[str, Schema] = {
             "encoding_format": {"enum": ["float", "base64"]},
             "user": _STR,
         },
-        "examples": [{"model": "text-embedding-3-small", "input": "hello gateway"}],
     },
     "EmbeddingsResponse": {
         "type": "object",
@@ -518,6 +514,45 @@ ANTHROPIC_MODELS: dict[str, Schema] = {
         "type": "object", "required": ["data", "has_more", "first_id", "last_id"],
         "properties": {"data": {"type": "array", "items": ref("AnthropicModel")}, "has_more": _BOOL,
                        "first_id": nullable(_STR), "last_id": nullable(_STR)},
+    },
+}
+
+# Request examples by component, shown in Swagger UI and sent by schemathesis' examples phase:
+# mock-echo answers offline; the others cross formats (a Claude model behind the OpenAI format, GPT
+# behind Anthropic's), which exercises the translations.
+_HELLO = [{"role": "user", "content": "hello gateway"}]
+REQUEST_EXAMPLES: dict[str, dict[str, dict]] = {
+    "ChatCompletionRequest": {
+        "offline": {"summary": "The offline mock model", "value": {"model": "mock-echo", "messages": _HELLO}},
+        "translated": {"summary": "A Claude model in OpenAI's format", "value": {
+            "model": "claude-3-haiku", "max_tokens": 64,
+            "messages": [{"role": "system", "content": "Be brief."}, *_HELLO]}},
+        "stream": {"summary": "Streaming, with the final usage chunk", "value": {
+            "model": "gpt-4o-mini", "messages": _HELLO, "stream": True, "stream_options": {"include_usage": True}}},
+    },
+    "MessagesRequest": {
+        "offline": {"summary": "The offline mock model", "value": {"model": "mock-echo", "max_tokens": 64,
+                                                                  "messages": _HELLO}},
+        "translated": {"summary": "A GPT model in Anthropic's format", "value": {
+            "model": "gpt-4o-mini", "max_tokens": 64, "system": "Be brief.", "messages": _HELLO}},
+        "stream": {"summary": "Streaming", "value": {"model": "claude-3-haiku", "max_tokens": 64, "stream": True,
+                                                     "messages": _HELLO}},
+    },
+    "CountTokensRequest": {
+        "estimate": {"summary": "Estimated (not an Anthropic route)", "value": {"model": "mock-echo",
+                                                                                "messages": _HELLO}},
+        "provider": {"summary": "Counted by Anthropic", "value": {"model": "claude-3-haiku", "messages": _HELLO}},
+    },
+    "ResponsesRequest": {
+        "offline": {"summary": "The offline mock model", "value": {"model": "mock-echo", "input": "hello gateway"}},
+        "stream": {"summary": "Streaming, with instructions", "value": {
+            "model": "claude-3-haiku", "instructions": "Be brief.", "input": "hello gateway", "stream": True}},
+    },
+    "EmbeddingsRequest": {
+        "one": {"summary": "One string", "value": {"model": "text-embedding-3-small", "input": "hello gateway"}},
+        "many": {"summary": "Several, base64, fewer dimensions", "value": {
+            "model": "text-embedding-3-small", "input": ["hello", "gateway"], "dimensions": 256,
+            "encoding_format": "base64"}},
     },
 }
 
