@@ -243,9 +243,9 @@ def operation_paths(op: OperationDoc) -> dict[str, dict]:
     content: dict[str, Any] = {"application/json": {"schema": ref(op.response)}}
     if op.stream_event:
         content["text/event-stream"] = {"schema": sse_event_schema(op)}
-    responses: dict[str, Any] = {"200": {"description": "Success." + (" `application/json`, or `text/event-stream` "
-                                                                      "with `stream: true`." if op.stream_event else ""),
-                                         "headers": {**_id_headers(), **ok_headers}, "content": content}}
+    success = "Success." + (" JSON, or Server-Sent Events with `stream: true`." if op.stream_event else "")
+    responses: dict[str, Any] = {"200": {"description": success, "headers": {**_id_headers(), **ok_headers},
+                                         "content": content}}
     for status in op.statuses:
         responses[str(status)] = _error_ref(op.client_format, status)
     # A provider's own 4xx for the client's request is passed on with its status.
@@ -392,10 +392,7 @@ def openapi_json(request: HttpRequest) -> HttpResponse:
     """GET /api/ai/openapi.json: public; built once per process (a sync view: generation imports and
     walks every view, so it runs in a worker thread, off the event loop)."""
     if request.method not in ("GET", "HEAD"):
-        response = error_response(GatewayError(405, f"Method {request.method} is not allowed here; use GET.",
-                                               code="method_not_allowed"), OPENAI, new_request_id())
-        response["allow"] = "GET"
-        return response
+        return _method_not_allowed(request)
     if not _document:
         with _document_lock:
             if not _document:
@@ -405,11 +402,22 @@ def openapi_json(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _method_not_allowed(request: HttpRequest) -> HttpResponse:
+    response = error_response(GatewayError(405, f"Method {request.method} is not allowed here; use GET.",
+                                           code="method_not_allowed"), OPENAI, new_request_id())
+    response["allow"] = "GET, HEAD"
+    return response
+
+
 class SwaggerDocsView(SpectacularSwaggerView):
     """GET /api/ai/docs/: Swagger UI over /api/ai/openapi.json, assets served from this gateway."""
 
     url_name = "openapi-json"
     authentication_classes: list = []
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        # The API's JSON 405, not DRF's plain-text fallback for an HTML renderer.
+        return _method_not_allowed(request)
 
 
 def docs_redirect(request: HttpRequest) -> HttpResponse:

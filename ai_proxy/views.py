@@ -46,6 +46,11 @@ def visible_models(ctx) -> list[ModelEntry]:
     return [m for m in catalog.models.values() if ctx.may_use(m.public_id)]
 
 
+def _ref(component: str) -> dict:
+    return {"$ref": f"#/components/schemas/{component}"}  # ai_proxy.wire_schemas, added by ai_proxy.openapi
+
+
+# Health bodies for the OpenAPI document (ai_proxy.openapi).
 _STATUS_WORD = {"type": "object", "required": ["status", "timestamp"],
                 "properties": {"status": {"type": "string"}, "timestamp": {"type": "string", "format": "date-time"}}}
 _HEALTH = {
@@ -70,9 +75,12 @@ class ModelListApi(ApiView):
     """The catalog models this key may use: OpenAI's list format (`client.models.list()`) plus the
     provider, what each is best for, its speed and cost tiers, limits and prices."""
 
-    @extend_schema(operation_id="models_list", tags=["OpenAI format"],
-                   summary="List the models this key may use (OpenAI list format, plus provider, tiers and prices)",
-                   responses={200: OpenApiResponse({"$ref": "#/components/schemas/ModelList"}, description="The models."), 401: UNAUTHENTICATED, 503: DATABASE_DOWN})
+    @extend_schema(
+        operation_id="models_list", tags=["OpenAI format"],
+        summary="List the models this key may use (OpenAI list format, plus provider, tiers and prices)",
+        responses={200: OpenApiResponse(_ref("ModelList"), description="The models."),
+                   401: UNAUTHENTICATED, 503: DATABASE_DOWN},
+    )
     def get(self, request):
         data = [model_openai_json(m) for m in visible_models(request.auth)]
         return Response({"object": "list", "data": data})
@@ -81,11 +89,12 @@ class ModelListApi(ApiView):
 class ModelDetailApi(ApiView):
     """One model by id or alias, as in the list; 404 when it does not exist or this key may not use it."""
 
-    @extend_schema(operation_id="models_retrieve", tags=["OpenAI format"], summary="One model this key may use",
-                   responses={200: OpenApiResponse({"$ref": "#/components/schemas/Model"}, description="The model."),
-                              401: UNAUTHENTICATED,
-                              404: error_doc("No such model, or not visible to this key (`model_not_found`)."),
-                              503: DATABASE_DOWN})
+    @extend_schema(
+        operation_id="models_retrieve", tags=["OpenAI format"], summary="One model this key may use",
+        responses={200: OpenApiResponse(_ref("Model"), description="The model."), 401: UNAUTHENTICATED,
+                   404: error_doc("No such model, or not visible to this key (`model_not_found`)."),
+                   503: DATABASE_DOWN},
+    )
     def get(self, request, model_id: str):
         model = catalog_get_sync().resolve(model_id)
         if model is None or not request.auth.may_use(model.public_id):
@@ -108,10 +117,12 @@ class HealthApi(ApiView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="health", tags=["Gateway"], summary="Health: database, cache, providers, Celery beat",
-                   auth=[], responses={200: OpenApiResponse(_HEALTH, description="healthy"),
-                                       503: OpenApiResponse(_HEALTH, description="unhealthy: the database is down, or "
-                                                                                 "Redis is configured and unreachable")})
+    @extend_schema(
+        operation_id="health", tags=["Gateway"], summary="Health: database, cache, providers, Celery beat",
+        responses={200: OpenApiResponse(_HEALTH, description="healthy"),
+                   503: OpenApiResponse(_HEALTH, description="unhealthy: the database is down, or Redis is "
+                                                             "configured and unreachable")},
+    )
     def get(self, request):
         checks: dict[str, object] = {"database": database_check(), "cache": cache_check()}
         providers = {}
@@ -144,7 +155,7 @@ class HealthLiveApi(ApiView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="health_live", tags=["Gateway"], summary="Liveness: the process answers", auth=[],
+    @extend_schema(operation_id="health_live", tags=["Gateway"], summary="Liveness: the process answers",
                    responses={200: OpenApiResponse(_STATUS_WORD, description="`alive`")})
     def get(self, request):
         return Response({"status": "alive", "timestamp": timezone.now().isoformat()})
@@ -157,11 +168,13 @@ class HealthReadyApi(ApiView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="health_ready", tags=["Gateway"], auth=[],
-                   summary="Readiness: whether this instance should get new requests",
-                   responses={200: OpenApiResponse(_STATUS_WORD, description="`ready`"),
-                              503: OpenApiResponse(_STATUS_WORD, description="`draining` after SIGTERM, or `unavailable` "
-                                                                             "when the database or Redis is down")})
+    @extend_schema(
+        operation_id="health_ready", tags=["Gateway"],
+        summary="Readiness: whether this instance should get new requests",
+        responses={200: OpenApiResponse(_STATUS_WORD, description="`ready`"),
+                   503: OpenApiResponse(_STATUS_WORD, description="`draining` after SIGTERM, or `unavailable` when "
+                                                                  "the database or Redis is down")},
+    )
     def get(self, request):
         now = timezone.now().isoformat()
         if instance_draining():

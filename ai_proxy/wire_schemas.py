@@ -216,9 +216,10 @@ CHAT: dict[str, Schema] = {
                     "index": _INT,
                     "delta": {"type": "object", "properties": {
                         "role": {"const": "assistant"}, "content": nullable(_STR), "refusal": nullable(_STR),
-                        "tool_calls": {"type": "array", "items": {"type": "object", "required": ["index"], "properties": {
-                            "index": _INT, "id": _STR, "type": {"const": "function"},
-                            "function": {"type": "object", "properties": {"name": _STR, "arguments": _STR}}}}}}},
+                        "tool_calls": {"type": "array", "items": {
+                            "type": "object", "required": ["index"], "properties": {
+                                "index": _INT, "id": _STR, "type": {"const": "function"},
+                                "function": {"type": "object", "properties": {"name": _STR, "arguments": _STR}}}}}}},
                     "logprobs": nullable(_OBJ),
                     "finish_reason": nullable({"enum": ["stop", "length", "tool_calls", "content_filter",
                                                         "function_call"]}),

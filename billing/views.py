@@ -108,7 +108,8 @@ _DATE_PARAMETERS = [
     OpenApiParameter(name, str, OpenApiParameter.QUERY, description=f"YYYY-MM-DD (UTC), inclusive. {text}",
                      pattern=r"^\d{4}-\d{2}-\d{2}$")
     for name, text in (("from_date", "Default: the first of to_date's month."),
-                       ("to_date", "Default: the end of from_date's month or of the current month, whichever is later."))
+                       ("to_date", "Default: the end of from_date's month or of the current month, whichever is "
+                                   "later."))
 ]
 
 
@@ -123,11 +124,14 @@ class UsageApi(ApiView):
 
     renderer_classes = [ExactDecimalJSONRenderer]
 
-    @extend_schema(operation_id="usage", tags=["Gateway"], summary="The caller's organization's usage and cost",
-                   parameters=_DATE_PARAMETERS,
-                   responses={200: OpenApiResponse(USAGE_SCHEMA, description="Usage and budgets."), 400: error_doc("A date is malformed or out of range, or to_date is "
-                                                                "before from_date (`invalid_value`, `param` names it)."),
-                              401: UNAUTHENTICATED, 503: DATABASE_DOWN})
+    @extend_schema(
+        operation_id="usage", tags=["Gateway"], summary="The caller's organization's usage and cost",
+        parameters=_DATE_PARAMETERS,
+        responses={200: OpenApiResponse(USAGE_SCHEMA, description="Usage and budgets."),
+                   400: error_doc("A date is malformed or out of range, or to_date is before from_date "
+                                  "(`invalid_value`, `param` names it)."),
+                   401: UNAUTHENTICATED, 503: DATABASE_DOWN},
+    )
     def get(self, request):
         ctx = request.auth
         from_date = _date_param(request, "from_date")

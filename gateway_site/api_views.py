@@ -43,5 +43,6 @@ def error_doc(description: str) -> OpenApiResponse:
     return OpenApiResponse(response={"$ref": "#/components/schemas/OpenAIError"}, description=description)
 
 
-UNAUTHENTICATED = error_doc("No API key, or a key that is unknown, revoked, expired or belongs to another vanity domain.")
+UNAUTHENTICATED = error_doc(
+    "No API key, or a key that is unknown, revoked, expired or belongs to another vanity domain.")
 DATABASE_DOWN = error_doc("The gateway's database is unreachable (`database_unavailable`).")

@@ -23,7 +23,8 @@ def test_it_renders_every_endpoint_from_the_gateway_alone(transactional_db, gate
         page.goto(f"{gateway_url}/api/ai/docs/")
         page.wait_for_selector(".opblock-summary-path", timeout=15000)
         paths = page.eval_on_selector_all(".opblock-summary-path", "els => els.map(e => e.dataset.path)")
-        assert {"/api/ai/chat/completions", "/api/ai/anthropic/v1/messages", "/api/ai/anthropic/v1/messages/count_tokens",
+        assert {"/api/ai/chat/completions", "/api/ai/anthropic/v1/messages",
+                "/api/ai/anthropic/v1/messages/count_tokens",
                 "/api/ai/models", "/api/ai/usage", "/api/ai/health"} <= set(paths), paths
         assert page.locator(".info .title").inner_text().startswith("AI gateway API")
         # The security schemes are offered for "Authorize".

@@ -81,7 +81,8 @@ def test_the_hot_endpoints_document_their_errors_and_streams(transactional_db, g
     for status in ("400", "401", "403", "404", "413", "429", "502", "503"):
         assert chat["responses"][status]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/OpenAIError"}, status
-    assert {"retry-after", "x-should-retry", "x-ratelimit-remaining-requests"} <= set(chat["responses"]["429"]["headers"])
+    too_many = chat["responses"]["429"]["headers"]
+    assert {"retry-after", "x-should-retry", "x-ratelimit-remaining-requests"} <= set(too_many)
     messages = paths["/api/ai/anthropic/v1/messages"]["post"]
     assert messages["responses"]["429"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/AnthropicError"}
@@ -98,6 +99,9 @@ def test_the_docs_path_is_not_swallowed_by_the_json_404(transactional_db, gatewa
     moved = httpx.get(f"{gateway_url}/api/ai/docs")
     assert moved.status_code == 302 and moved.headers["location"] == "/api/ai/docs/"
     assert httpx.get(f"{gateway_url}/api/ai/docs/nothing").status_code == 404
+    for path in ("/api/ai/docs/", "/api/ai/openapi.json"):
+        refused = httpx.post(f"{gateway_url}{path}")
+        assert refused.status_code == 405 and refused.json()["error"]["code"] == "method_not_allowed", path
 
 
 # schemathesis' own pytest integration does not run on pytest 9.2 (it sets Node._nodeid), so its
