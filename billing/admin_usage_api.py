@@ -127,6 +127,8 @@ def _cursor_decode(raw: str) -> dt.datetime:
 
 
 _NAME = {"type": ["string", "null"]}
+_TIME_PARAMETER = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"},
+                             {"type": "string", "pattern": r"^\d{1,12}$"}]}
 ADMIN_USAGE_SCHEMA = {
     "type": "object", "required": ["object", "data", "has_more", "next_page"],
     "properties": {
@@ -171,9 +173,10 @@ class AdminUsageApi(ApiView):
     @extend_schema(
         operation_id="admin_usage", tags=["Gateway"], summary="Usage across organizations (staff only)",
         parameters=[
-            OpenApiParameter("start", str, OpenApiParameter.QUERY, required=True,
-                             description="ISO 8601 time (2025-01-31T00:00:00Z), a date, or unix seconds."),
-            OpenApiParameter("end", str, OpenApiParameter.QUERY, description="As start; default now."),
+            OpenApiParameter("start", _TIME_PARAMETER, OpenApiParameter.QUERY, required=True,
+                             description="ISO 8601 time (2025-01-31T00:00:00Z), a date, or unix seconds; "
+                                         "2000 to 9997."),
+            OpenApiParameter("end", _TIME_PARAMETER, OpenApiParameter.QUERY, description="As start; default now."),
             OpenApiParameter("bucket", str, OpenApiParameter.QUERY, enum=list(BUCKETS),
                              description="Default 1d (UTC)."),
             OpenApiParameter("group_by", str, OpenApiParameter.QUERY,

@@ -7,6 +7,7 @@ import re
 
 from django.db import connection
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
@@ -105,8 +106,8 @@ USAGE_SCHEMA = {
     },
 }
 _DATE_PARAMETERS = [
-    OpenApiParameter(name, str, OpenApiParameter.QUERY, description=f"YYYY-MM-DD (UTC), inclusive. {text}",
-                     pattern=r"^\d{4}-\d{2}-\d{2}$")
+    OpenApiParameter(name, OpenApiTypes.DATE, OpenApiParameter.QUERY,
+                     description=f"YYYY-MM-DD (UTC), inclusive, {USAGE_DATE_MIN} to {USAGE_DATE_MAX}. {text}")
     for name, text in (("from_date", "Default: the first of to_date's month."),
                        ("to_date", "Default: the end of from_date's month or of the current month, whichever is "
                                    "later."))

@@ -133,8 +133,9 @@ def test_the_live_gateway_answers_every_operation_as_documented(gateway, tmp_pat
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     report = run.stdout + run.stderr
+    print(report)  # shown with -s, or on failure
     assert run.returncode == 0, report[-20000:]
-    assert time.monotonic() - started < 60, report[-3000:]
+    assert time.monotonic() - started < 120, report[-3000:]  # about 20 s; a guard against runaway settings
 
     # The cases reached the providers in both dialects (the examples cross formats), and the
     # ledger has a successful row of each endpoint, streamed and not.
