@@ -443,22 +443,29 @@ RESPONSES: dict[str, Schema] = {
 
 # --- OpenAI Embeddings (openai/types/embedding_create_params.py) ------------------------------
 
+_TOKEN = {"type": "integer", "minimum": 0}
+
 EMBEDDINGS: dict[str, Schema] = {
     "EmbeddingsRequest": {
         "type": "object",
-        "description": "OpenAI Embeddings (`openai` SDK `embeddings.create`), for catalog models of type embedding.",
+        "description": "OpenAI Embeddings (`openai` SDK `embeddings.create`), for catalog models of type embedding. "
+                       "Unknown fields are refused (nothing translates them).",
         "required": ["model", "input"],
+        "additionalProperties": False,
         "properties": {
             "model": _MODEL,
             "input": {"anyOf": [
                 {**_STR, "minLength": 1},
-                {"type": "array", "minItems": 1, "items": {**_STR, "minLength": 1}},
-                {"type": "array", "minItems": 1, "items": _INT, "description": "Tokens."},
-                {"type": "array", "minItems": 1, "items": {"type": "array", "minItems": 1, "items": _INT}},
+                {"type": "array", "minItems": 1, "maxItems": 2048, "items": {**_STR, "minLength": 1}},
+                {"type": "array", "minItems": 1, "maxItems": 2048, "items": _TOKEN, "description": "Token ids."},
+                {"type": "array", "minItems": 1, "maxItems": 2048,
+                 "items": {"type": "array", "minItems": 1, "items": _TOKEN}},
             ]},
-            "dimensions": {**_INT, "minimum": 1},
-            "encoding_format": {"enum": ["float", "base64"]},
+            "dimensions": nullable({**_INT, "minimum": 1}),
+            "encoding_format": nullable({"enum": ["float", "base64"],
+                                         "description": "The openai SDK asks for base64 and decodes it itself."}),
             "user": _STR,
+            "stream": {"enum": [False, None], "description": "Embeddings are not streamed."},
         },
     },
     "EmbeddingsResponse": {
@@ -550,7 +557,8 @@ REQUEST_EXAMPLES: dict[str, dict[str, dict]] = {
             "model": "claude-3-haiku", "instructions": "Be brief.", "input": "hello gateway", "stream": True}},
     },
     "EmbeddingsRequest": {
-        "one": {"summary": "One string", "value": {"model": "text-embedding-3-small", "input": "hello gateway"}},
+        "offline": {"summary": "The offline mock embedding model", "value": {"model": "mock-embedding",
+                                                                             "input": "hello gateway"}},
         "many": {"summary": "Several, base64, fewer dimensions", "value": {
             "model": "text-embedding-3-small", "input": ["hello", "gateway"], "dimensions": 256,
             "encoding_format": "base64"}},
