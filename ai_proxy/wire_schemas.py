@@ -365,12 +365,14 @@ RESPONSES: dict[str, Schema] = {
                 "content": _RESPONSES_INPUT_CONTENT,
                 "call_id": _STR, "name": _STR, "arguments": _STR, "output": {"anyOf": [_STR, {"type": "array"}]}}}}]},
             "instructions": nullable(_STR),
-            "max_output_tokens": nullable({**_INT, "minimum": 1}),
+            "max_output_tokens": nullable({**_INT, "minimum": 16}),
             "temperature": nullable({**_NUM, "minimum": 0, "maximum": 2}),
             "top_p": nullable({**_NUM, "minimum": 0, "maximum": 1}),
-            "tools": {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
-                "type": {**_STR, "examples": ["function"]}, "name": _STR, "description": nullable(_STR),
-                "parameters": nullable(_OBJ), "strict": nullable(_BOOL)}}},
+            "tools": {"type": "array", "description": "Function tools only: hosted tools run on OpenAI's servers, "
+                                                      "not on every catalog model, and are refused.",
+                      "items": {"type": "object", "required": ["type", "name"], "properties": {
+                          "type": {"const": "function"}, "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+                          "description": nullable(_STR), "parameters": nullable(_OBJ), "strict": nullable(_BOOL)}}},
             "tool_choice": {"anyOf": [{"enum": ["none", "auto", "required"]},
                                       {"type": "object", "required": ["type"], "properties": {"type": _STR,
                                                                                                "name": _STR}}]},
@@ -380,8 +382,10 @@ RESPONSES: dict[str, Schema] = {
                     "type": {"enum": ["text", "json_object", "json_schema"]},
                     "name": _STR, "schema": _OBJ, "strict": nullable(_BOOL), "description": _STR}}}}),
             "stream": nullable({**_BOOL, "description": "true: typed `response.*` events as `text/event-stream`."}),
-            "store": nullable(_BOOL),
-            "previous_response_id": nullable(_STR),
+            "store": {"enum": [False, None], "description": "The gateway keeps no responses: `true` is refused "
+                                                            "with a 400; send the whole conversation in `input`."},
+            "previous_response_id": {"type": "null", "description": "Refused (400) when set: responses are not "
+                                                                    "kept."},
             "metadata": nullable(_METADATA),
             "reasoning": nullable(_OBJ),
             "user": _STR,
