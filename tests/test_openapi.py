@@ -4,7 +4,7 @@
   serves and nothing it does not.
 - schemathesis loads it from the live server and drives every operation with a real key on a
   catalog routed to the offline mock and the project's fake provider (loopback only): no 5xx, every
-  status, content type and body as documented. Derandomized and bounded, so CI runs the same cases
+  status, content type, body, header and stream event as documented. Derandomized and bounded, so CI runs the same cases
   every time in well under a minute.
 """
 
@@ -106,7 +106,8 @@ def test_the_docs_path_is_not_swallowed_by_the_json_404(transactional_db, gatewa
 
 # schemathesis' own pytest integration does not run on pytest 9.2 (it sets Node._nodeid), so its
 # CLI runs against the live server: the same engine, phases and checks, and a readable report.
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
+          "response_headers_conformance")
 CONFIG = """
 [auth.openapi.BearerAuth]
 bearer = "${GATEWAY_KEY}"
