@@ -4,8 +4,8 @@
   serves and nothing it does not.
 - schemathesis loads it from the live server and drives every operation with a real key on a
   catalog routed to the offline mock and the project's fake provider (loopback only): no 5xx, every
-  status, content type, body, header and stream event as documented. Derandomized and bounded, so CI runs the same cases
-  every time in well under a minute.
+  status, content type, body, header and stream event as documented. Derandomized and bounded, so
+  CI runs the same cases every time in well under a minute.
 """
 
 from __future__ import annotations
