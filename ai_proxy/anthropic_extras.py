@@ -19,12 +19,13 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone as dj_timezone
 
 from billing.models import UsageRecord
+from catalog.selectors import ModelEntry, catalog_get
+from core.errors import ANTHROPIC, ErrorCode, GatewayError, error_response, new_request_id, request_id_headers
+from core.request_body import request_json_body
 
-from .catalog import ModelEntry, catalog_get
-from .errors import ANTHROPIC, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_count_tokens_validate
 from .metering import call_meter
-from .proxy import ProxyCall, _admit, request_authenticate, request_json_body
+from .proxy import ProxyCall, _admit, request_authenticate
 from .tokens import tokens_for_request
 from .upstream import COUNT_TOKENS_PATH, provider_error_message, upstream_send
 
@@ -55,7 +56,7 @@ async def anthropic_count_tokens(request: HttpRequest) -> HttpResponse:
         call.requested_model = call.body["model"]
         model = (await catalog_get()).resolve(call.body["model"])
         if model is None or not call.key.may_use(model.public_id):
-            raise GatewayError(404, f"model: {call.body['model']}", code="model_not_found", param="model")
+            raise GatewayError(404, f"model: {call.body['model']}", code=ErrorCode.MODEL_NOT_FOUND, param="model")
         call.model = model
         # The rate limits apply here as on /messages (same 429), or a client could call it freely;
         # budgets do not: it costs nothing.
@@ -129,7 +130,7 @@ async def anthropic_models(request: HttpRequest, model_id: str | None) -> HttpRe
         if model_id is not None:
             model = catalog.resolve(model_id)
             if model is None or not ctx.may_use(model.public_id):
-                raise GatewayError(404, f"model: {model_id}", code="model_not_found")
+                raise GatewayError(404, f"model: {model_id}", code=ErrorCode.MODEL_NOT_FOUND)
             return _json(_model_json(model), request_id)
         data = [_model_json(m) for m in catalog.models.values() if ctx.may_use(m.public_id)]
         # has_more is always false: the SDK's auto-pagination would otherwise call again.

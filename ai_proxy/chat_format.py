@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import re
-from .errors import GatewayError
+
+from core.errors import ErrorCode, GatewayError
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _PART_TYPES = {
@@ -34,7 +35,7 @@ def chat_request_validate(body: object) -> dict:
     """Raise GatewayError(400) for anything OpenAI would reject; return `body` unchanged."""
     if not isinstance(body, dict):
         raise _error(None, f"Invalid type for request body: expected an object, but got {_kind(body)} instead.",
-                     "invalid_type")
+                     ErrorCode.INVALID_TYPE)
     model = body.get("model")
     if model is None or model == "":
         # OpenAI's own wording, param null: the SDKs show it verbatim.
@@ -67,7 +68,7 @@ def chat_stream_include_usage(body: dict) -> bool:
 _MISSING = object()
 
 
-def _error(param: str | None, message: str, code: str | None = "invalid_value") -> GatewayError:
+def _error(param: str | None, message: str, code: ErrorCode | None = ErrorCode.INVALID_VALUE) -> GatewayError:
     return GatewayError(400, message, param=param, code=code)
 
 
@@ -95,7 +96,7 @@ def _invalid_type(param: str, expected: str, value: object) -> GatewayError:
 
 
 def _missing(param: str) -> GatewayError:
-    return _error(param, f"Missing required parameter: '{param}'.", "missing_required_parameter")
+    return _error(param, f"Missing required parameter: '{param}'.", ErrorCode.MISSING_REQUIRED_PARAMETER)
 
 
 def _bad_choice(param: str, value: object, allowed: tuple[str, ...]) -> GatewayError:

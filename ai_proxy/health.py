@@ -18,9 +18,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
-
-from .catalog import catalog_get_sync
+from catalog.selectors import catalog_get_sync
+from core.shared_state import STATE_ERRORS, shared_state, state_outage
 
 BEAT_KEY = "health:beat"
 DRAINING_FILE = "draining"

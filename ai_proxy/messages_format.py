@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import GatewayError
+from core.errors import ErrorCode, GatewayError
 
 ROLES = ("user", "assistant", "system")
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -67,7 +67,7 @@ def messages_count_tokens_validate(body: object) -> dict:
 
 def _invalid(param: str | None, reason: str) -> GatewayError:
     message = f"{param}: {reason}" if param else reason
-    return GatewayError(400, message, param=param, code="invalid_request_error")
+    return GatewayError(400, message, param=param, code=ErrorCode.INVALID_REQUEST_ERROR)
 
 
 def _is_int(value: object) -> bool:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from billing.metering import UsageEvent
-from gateway_site.metrics import request_observe
+from core.metrics import request_observe
 
 if TYPE_CHECKING:
     from .proxy import ProxyCall

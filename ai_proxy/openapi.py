@@ -27,7 +27,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.views import SpectacularSwaggerView
 
-from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
+from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id
 from .wire_schemas import COMPONENTS, REQUEST_EXAMPLES, ref
 
 API_PREFIX = "/api/ai/"
@@ -332,7 +332,7 @@ def schema_complete(result: dict, generator, request, public) -> dict:
     for item in result.get("paths", {}).values():
         for operation in item.values():
             for response in operation.get("responses", {}).values():
-                # Every /api/ai/ answer carries its request id (gateway_site.api_views.ApiView).
+                # Every /api/ai/ answer carries its request id (core.api_views.ApiView).
                 response["headers"] = {**_id_headers(), **response.get("headers", {})}
     result.setdefault("paths", {}).update(hot_paths())
     result["paths"] = dict(sorted(result["paths"].items()))
@@ -404,7 +404,7 @@ def openapi_json(request: HttpRequest) -> HttpResponse:
 
 def _method_not_allowed(request: HttpRequest) -> HttpResponse:
     response = error_response(GatewayError(405, f"Method {request.method} is not allowed here; use GET.",
-                                           code="method_not_allowed"), OPENAI, new_request_id())
+                                           code=ErrorCode.METHOD_NOT_ALLOWED), OPENAI, new_request_id())
     response["allow"] = "GET, HEAD"
     return response
 

@@ -30,7 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .errors import ANTHROPIC, OPENAI, GatewayError
+from catalog.route_options import WEB_SEARCH_OPTIONS
+from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError
 
 # Versions of the Messages API the gateway's parsing and metering understand.
 ANTHROPIC_VERSIONS = ("2026-10-21", "2023-06-01", "2023-01-01")
@@ -40,15 +41,9 @@ DEFAULT_BETAS = frozenset({"prompt-caching-2024-07-31"})
 CLIENT_EXECUTED_TOOLS = frozenset({"bash", "text_editor", "computer", "memory"})
 # Server tools the ledger can price: web_search per search, web_fetch at tokens only.
 METERED_SERVER_TOOLS = frozenset({"web_search", "web_fetch"})
-WEB_SEARCH_OPTIONS = frozenset({"server_tool:web_search", "web_search_options"})
 # Values that are the standard price whatever the route.
 _STANDARD = {"service_tier": (None, "auto", "default"), "inference_geo": (None, "global"), "speed": (None, "standard")}
 
-_OPTION_RE = re.compile(
-    r"^(anthropic-beta:[A-Za-z0-9._-]+|service_tier:[a-z_]+|server_tool:(web_search|web_fetch)|web_search_options"
-    r"|inference_geo:[a-z_-]+|speed:[a-z_-]+|cache_ttl:1h)$"
-)
-_ANTHROPIC_ONLY = ("anthropic-beta:", "server_tool:", "inference_geo:", "speed:", "cache_ttl:")
 _TOOL_VERSION_RE = re.compile(r"_\d{8}$")
 
 
@@ -60,23 +55,6 @@ class PricedOption:
     foreign_refused: bool = False  # True: a route of the other dialect cannot take it at all
 
 
-def allowed_options_parse(text: str) -> frozenset[str]:
-    return frozenset(part for part in re.split(r"[\s,]+", text or "") if part)
-
-
-def allowed_options_problems(text: str, *, provider_kind: str | None, web_search_priced: bool) -> list[str]:
-    """What is wrong with a route's `allowed_options`, for the admin form (empty when fine)."""
-    problems = []
-    for name in sorted(allowed_options_parse(text)):
-        if not _OPTION_RE.match(name):
-            problems.append(f"`{name}` is not an option name the gateway knows (see the field's help).")
-        elif name.startswith(_ANTHROPIC_ONLY) and provider_kind not in (None, "anthropic"):
-            problems.append(f"`{name}` only applies to routes whose provider speaks the Anthropic format.")
-        elif name in WEB_SEARCH_OPTIONS and not web_search_priced:
-            problems.append(f"`{name}` needs the model's web search price (USD per 1,000 searches) set first.")
-    return problems
-
-
 def anthropic_headers_check(headers: Any, client_format: str) -> None:
     """Refuse Anthropic headers the gateway cannot forward as they are (400 naming the header)."""
     if client_format == OPENAI:
@@ -86,7 +64,7 @@ def anthropic_headers_check(headers: Any, client_format: str) -> None:
                 "The `anthropic-beta` header is not accepted on /chat/completions: beta features are only "
                 "forwarded on the Anthropic Messages endpoint (/api/ai/anthropic/v1/messages), to routes that allow them.",
                 param="anthropic-beta",
-                code="unsupported_header",
+                code=ErrorCode.UNSUPPORTED_HEADER,
             )
         return  # anthropic-version on /chat/completions: never forwarded, the gateway sends its own
     version = headers.get("anthropic-version")
@@ -96,7 +74,7 @@ def anthropic_headers_check(headers: Any, client_format: str) -> None:
             f"anthropic-version: `{version}` is not a version this gateway accepts; "
             f"use one of {', '.join(ANTHROPIC_VERSIONS)}.",
             param="anthropic-version",
-            code="invalid_request_error",
+            code=ErrorCode.INVALID_REQUEST_ERROR,
         )
 
 
@@ -134,7 +112,7 @@ def _anthropic_options(body: dict, headers: Any) -> Iterable[PricedOption]:
                 f"tools[{i}].type: the server tool `{kind}` is billed by the provider in a way this gateway "
                 "cannot meter, so it is not available through the gateway.",
                 param=f"tools[{i}].type",
-                code="unsupported_parameter",
+                code=ErrorCode.UNSUPPORTED_PARAMETER,
             )
         yield PricedOption(f"server_tool:{base}", f"tools[{i}]", ANTHROPIC)
     for key in ("inference_geo", "speed"):
@@ -194,13 +172,13 @@ def routes_allowing(options: tuple[PricedOption, ...], routes: list, model) -> l
                 f"model `{model.public_id}` ({reasons[0]}). Remove it, or ask the gateway operator to add "
                 f"`{option.name}` to the allowed options of this model's route.",
                 param=option.param,
-                code="option_not_allowed",
+                code=ErrorCode.OPTION_NOT_ALLOWED,
             )
     raise GatewayError(  # every route refuses a combination of options
         400,
         f"No route of model `{model.public_id}` allows all of these options together: "
         f"{', '.join(o.name for o in options)}. Ask the gateway operator to allow them on one route.",
-        code="option_not_allowed",
+        code=ErrorCode.OPTION_NOT_ALLOWED,
     )
 
 

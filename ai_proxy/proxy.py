@@ -19,8 +19,6 @@ from functools import partial
 
 import httpx
 import orjson
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
@@ -28,13 +26,15 @@ from billing.admission import Admission, admit
 from billing.budget import BudgetUnavailable, OverBudget, worst_case_cost
 from billing.pricing import prices_from_model
 from billing.ratelimit import RateLimited, RateLimitStatus
-from gateway_site.client_ip import client_ip
-from gateway_site.metrics import route_failover_count
-from orgs.selectors import KeyContext, domain_organization_get, key_context_get, presented_key
+from catalog.selectors import ModelEntry, RouteEntry, catalog_get
+from core.client_ip import client_ip
+from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id, request_id_headers
+from core.metrics import route_failover_count
+from core.request_body import request_json_body
+from orgs.authentication import key_authenticate
+from orgs.selectors import KeyContext, presented_key
 
-from .catalog import ModelEntry, RouteEntry, catalog_get
 from .chat_format import chat_request_max_output, chat_request_validate
-from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id, request_id_headers
 from .messages_format import messages_request_validate
 from .metering import call_cost, call_inflight_begin, call_lost_row, call_meter
 from .priced_options import priced_options_requested, routes_allowing
@@ -105,80 +105,7 @@ def _json_mode(body: dict) -> bool:
 
 
 async def request_authenticate(request: HttpRequest) -> KeyContext:
-    plaintext = presented_key(request.headers)
-    if not plaintext:
-        raise GatewayError(
-            401,
-            "Missing API key. Send it as `Authorization: Bearer dm_...` or `x-api-key: dm_...`.",
-            code="missing_api_key",
-        )
-    ctx = await key_context_get(plaintext)
-    if ctx is None:
-        raise GatewayError(401, "Invalid API key. Check the key you were issued (dm_...).", code="invalid_api_key")
-    reason = ctx.rejection()
-    if reason:
-        raise GatewayError(401, reason, code="invalid_api_key")
-    # A vanity domain serves its own organization only: another tenant's key sent there is
-    # refused, so a leaked key cannot be used behind someone else's brand (and logs stay clean).
-    host = request.META.get("HTTP_HOST", "")
-    owner = await domain_organization_get(host)
-    if owner is not None and owner != ctx.organization_id:
-        raise GatewayError(
-            401,
-            f"This API key does not belong to the organization served at {host.rsplit(':', 1)[0]}.",
-            code="invalid_api_key",
-        )
-    return ctx
-
-
-def request_json_body(request: HttpRequest) -> dict:
-    content_type = request.content_type or ""
-    if content_type != "application/json":
-        raise GatewayError(
-            400,
-            f"Content-Type must be application/json, got {content_type or 'none'}.",
-            code="invalid_content_type",
-        )
-    length = request.META.get("CONTENT_LENGTH")
-    limit = settings.GATEWAY_MAX_BODY_BYTES
-    if length and length.isdigit() and int(length) > limit:
-        raise GatewayError(
-            413, f"Request body is {int(length)} bytes; the limit is {limit} bytes.", code="request_too_large"
-        )
-    try:
-        raw = request.body
-    except RequestDataTooBig:  # a chunked body with no Content-Length, past Django's own cap
-        raise GatewayError(413, f"Request body is over the limit of {limit} bytes.", code="request_too_large") from None
-    if len(raw) > limit:
-        raise GatewayError(413, f"Request body is {len(raw)} bytes; the limit is {limit} bytes.", code="request_too_large")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise GatewayError(400, f"Request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise GatewayError(400, "Request body must be a JSON object.", code="invalid_json")
-    if _nested_deeper_than(body, MAX_JSON_DEPTH):
-        # orjson reads up to 1024 levels but writes only 255: deeper would fail on the way upstream.
-        raise GatewayError(
-            400, f"Request body is nested more than {MAX_JSON_DEPTH} levels deep.", code="invalid_json"
-        )
-    return body
-
-
-MAX_JSON_DEPTH = 128
-
-
-def _nested_deeper_than(value: object, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, (dict, list)))
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
-    return False
+    return await key_authenticate(presented_key(request.headers), request.META.get("HTTP_HOST", ""))
 
 
 async def _resolve(call: ProxyCall) -> ModelEntry:
@@ -189,14 +116,14 @@ async def _resolve(call: ProxyCall) -> ModelEntry:
         raise GatewayError(
             404,
             f"The model `{name}` does not exist or you do not have access to it.",
-            code="model_not_found",
+            code=ErrorCode.MODEL_NOT_FOUND,
             param="model",
         )
     if not call.key.may_use(model.public_id):
         raise GatewayError(
             403,
             f"This API key may not use the model `{name}`. Ask the gateway operator to allow it.",
-            code="model_not_allowed",
+            code=ErrorCode.MODEL_NOT_ALLOWED,
             param="model",
         )
     if not model.is_priced:
@@ -204,7 +131,7 @@ async def _resolve(call: ProxyCall) -> ModelEntry:
             503,
             f"The model `{model.public_id}` has no price configured, so it cannot be metered; "
             "the operator must set its prices in the catalog.",
-            code="model_not_priced",
+            code=ErrorCode.MODEL_NOT_PRICED,
         )
     return model
 
@@ -224,7 +151,7 @@ async def _admit(call: ProxyCall, *, budgets: bool = True) -> Admission:
         raise GatewayError(
             429,
             exc.message,
-            code="rate_limit_exceeded",
+            code=ErrorCode.RATE_LIMIT_EXCEEDED,
             error_type="rate_limit_error",
             headers={
                 "retry-after": str(exc.status.reset_in()),
@@ -236,7 +163,7 @@ async def _admit(call: ProxyCall, *, budgets: bool = True) -> Admission:
         raise GatewayError(
             429,
             exc.message,
-            code="budget_exceeded",
+            code=ErrorCode.BUDGET_EXCEEDED,
             error_type="insufficient_quota",
             anthropic_error_type="billing_error",
             # Retrying cannot help until the operator acts: tell the SDKs not to (retry-after
@@ -246,7 +173,7 @@ async def _admit(call: ProxyCall, *, budgets: bool = True) -> Admission:
     except BudgetUnavailable as exc:
         # Our outage, not the client's fault: the SDKs retry a 503 with x-should-retry: true.
         raise GatewayError(
-            503, exc.message, code="budget_unavailable", headers={"x-should-retry": "true", "retry-after": "5"}
+            503, exc.message, code=ErrorCode.BUDGET_UNAVAILABLE, headers={"x-should-retry": "true", "retry-after": "5"}
         ) from None
     call.rate_limits = call.admission.limits
     return call.admission
@@ -395,7 +322,7 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
         raise GatewayError(
             response.status_code,
             f"The provider rejected the request: {message}",
-            code="upstream_invalid_request" if response.status_code < 500 else "upstream_error",
+            code=ErrorCode.UPSTREAM_INVALID_REQUEST if response.status_code < 500 else ErrorCode.UPSTREAM_ERROR,
         )
 
     if not stream:
@@ -591,11 +518,11 @@ def _all_failed(model: ModelEntry, failures: list[_RouteFailed]) -> GatewayError
         return GatewayError(
             429,
             f"Every route for model `{model.public_id}` is rate limited by its provider: {summary}.",
-            code="upstream_rate_limited",
+            code=ErrorCode.UPSTREAM_RATE_LIMITED,
             headers={"retry-after": retry_after},
         )
     return GatewayError(
-        502, f"Every route for model `{model.public_id}` failed: {summary}.", code="upstream_unavailable"
+        502, f"Every route for model `{model.public_id}` failed: {summary}.", code=ErrorCode.UPSTREAM_UNAVAILABLE
     )
 
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
-from .proxy import proxy_handle
+from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id
+
 from .anthropic_extras import anthropic_count_tokens, anthropic_models
+from .proxy import proxy_handle
 
 
 def _method_not_allowed(request: HttpRequest, fmt: str, allowed: str) -> HttpResponse:
     response = error_response(
-        GatewayError(405, f"Method {request.method} is not allowed here; use {allowed}.", code="method_not_allowed"),
+        GatewayError(
+            405, f"Method {request.method} is not allowed here; use {allowed}.", code=ErrorCode.METHOD_NOT_ALLOWED
+        ),
         fmt,
         new_request_id(),
     )
@@ -68,7 +71,7 @@ async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     elif request.path.endswith("/"):
         hint = " Paths take no trailing slash."
     return error_response(
-        GatewayError(404, f"No endpoint {request.method} {request.path}.{hint}", code="not_found"),
+        GatewayError(404, f"No endpoint {request.method} {request.path}.{hint}", code=ErrorCode.NOT_FOUND),
         fmt,
         new_request_id(),
     )

@@ -15,11 +15,10 @@ from itertools import groupby
 
 from django.conf import settings
 
-from gateway_site.metrics import route_cooldown_count, route_failure_count
-from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
-
-from .catalog import ModelEntry, RouteEntry
-from .errors import GatewayError
+from catalog.selectors import ModelEntry, RouteEntry
+from core.errors import ErrorCode, GatewayError
+from core.metrics import route_cooldown_count, route_failure_count
+from core.shared_state import STATE_ERRORS, shared_state, state_outage
 
 
 _FAILURE_WINDOW_SECONDS = 60.0
@@ -59,13 +58,15 @@ async def routes_for(model: ModelEntry) -> list[RouteEntry]:
     usable = [r for r in model.routes if not r.provider.needs_secret or r.provider.secret()]
     if not usable:
         if not model.routes:
-            raise GatewayError(503, f"Model `{model.public_id}` has no enabled route.", code="no_route_available")
+            raise GatewayError(
+                503, f"Model `{model.public_id}` has no enabled route.", code=ErrorCode.NO_ROUTE_AVAILABLE
+            )
         missing = sorted({r.provider.api_key_env for r in model.routes})
         raise GatewayError(
             503,
             f"Model `{model.public_id}` is not available: the provider secret is not configured. "
             f"Set the environment variable {' or '.join(missing)} on the gateway and restart it.",
-            code="provider_not_configured",
+            code=ErrorCode.PROVIDER_NOT_CONFIGURED,
         )
     cooling = await _cooling(usable) if len(usable) > 1 else set()
     ordered: list[RouteEntry] = []

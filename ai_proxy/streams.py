@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import orjson
 
-from .errors import ANTHROPIC, OPENAI
+from core.errors import ANTHROPIC, OPENAI, ErrorCode
+
 from .sse import SSE_DONE, SSEEvent, sse_data, sse_named
 from .translate_to_anthropic import AnthropicStreamToChat
 from .translate_to_openai import ChatStreamToAnthropic
@@ -49,7 +50,9 @@ class Framer:
     def error(self, message: str) -> bytes:
         if self.client_format == ANTHROPIC:
             return sse_named("error", {"type": "error", "error": {"type": "api_error", "message": message}})
-        return sse_data({"error": {"message": message, "type": "server_error", "param": None, "code": "upstream_error"}})
+        return sse_data(
+            {"error": {"message": message, "type": "server_error", "param": None, "code": ErrorCode.UPSTREAM_ERROR}}
+        )
 
     def _incomplete(self) -> bytes:
         return self.error("The provider's stream ended before the response was complete.")

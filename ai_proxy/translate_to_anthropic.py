@@ -36,7 +36,8 @@ import time
 import uuid
 from typing import Any
 
-from .errors import GatewayError
+from core.errors import ErrorCode, GatewayError
+
 from .usage import usage_from_anthropic
 
 PROVIDER = "Anthropic"
@@ -81,7 +82,7 @@ def chat_to_anthropic_request(
     if not messages:
         raise GatewayError(400, "messages: at least one user or assistant message is required for "
                                 "Anthropic models (system and developer messages alone are not enough).",
-                           param="messages", code="invalid_value")
+                           param="messages", code=ErrorCode.INVALID_VALUE)
 
     max_tokens = body.get("max_completion_tokens")
     if max_tokens is None:
@@ -100,7 +101,7 @@ def chat_to_anthropic_request(
             if not drop_unsupported:
                 raise GatewayError(400, f"temperature {temperature} is out of range: Anthropic models accept "
                                         "temperature between 0 and 1.",
-                                   param="temperature", code="unsupported_value")
+                                   param="temperature", code=ErrorCode.UNSUPPORTED_VALUE)
             temperature = 1
         out["temperature"] = temperature
     if body.get("top_p") is not None:
@@ -110,7 +111,7 @@ def chat_to_anthropic_request(
         # Not an OpenAI parameter, so chat_request_validate never saw it.
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
             raise GatewayError(400, "Invalid 'top_k': expected a non-negative integer.", param="top_k",
-                               code="invalid_type")
+                               code=ErrorCode.INVALID_TYPE)
         out["top_k"] = top_k
 
     stop = _stop_sequences(body.get("stop"), drop_unsupported)
@@ -136,7 +137,7 @@ def _unsupported(param: str, what: str | None = None) -> GatewayError:
     """`what` names the feature when it is not simply the parameter (`custom` tools)."""
     subject = f"{what} (`{param}`) is" if what else f"`{param}` is"
     return GatewayError(400, f"{subject} not supported by {PROVIDER} models.", param=param,
-                        code="unsupported_parameter")
+                        code=ErrorCode.UNSUPPORTED_PARAMETER)
 
 
 def _check_unsupported_params(body: dict, drop_unsupported: bool) -> None:
@@ -169,7 +170,7 @@ def _stop_sequences(stop: object, drop_unsupported: bool) -> list[str]:
             raise GatewayError(400, f"Whitespace-only stop sequences ({item!r}) are not supported by "
                                     f"{PROVIDER} models.",
                                param="stop" if isinstance(stop, str) else f"stop[{i}]",
-                               code="unsupported_parameter")
+                               code=ErrorCode.UNSUPPORTED_PARAMETER)
     return kept
 
 
@@ -211,7 +212,7 @@ def _translate_tools(body: dict, drop_unsupported: bool) -> tuple[list[dict], di
         if tools:
             raise GatewayError(400, "response_format json_object/json_schema cannot be combined with `tools` "
                                     f"for {PROVIDER} models: the gateway implements it as a forced tool call.",
-                               param="response_format", code="unsupported_parameter")
+                               param="response_format", code=ErrorCode.UNSUPPORTED_PARAMETER)
         json_format = body["response_format"]
         spec = json_format.get("json_schema") or {}
         json_tool: dict[str, Any] = {"name": JSON_TOOL_NAME}
@@ -330,17 +331,17 @@ def _image_block(url: str, param: str) -> dict:
         match = _DATA_URL_RE.match(url)
         if not match:
             raise GatewayError(400, "Invalid image data URL: expected data:<mime>;base64,<data>.",
-                               param=param, code="invalid_value")
+                               param=param, code=ErrorCode.INVALID_VALUE)
         media_type = match.group(1).lower()
         if media_type not in IMAGE_MEDIA_TYPES:
             raise GatewayError(400, f"Image type {media_type} is not supported by {PROVIDER} models; use one of "
-                                    f"{', '.join(IMAGE_MEDIA_TYPES)}.", param=param, code="invalid_value")
+                                    f"{', '.join(IMAGE_MEDIA_TYPES)}.", param=param, code=ErrorCode.INVALID_VALUE)
         return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": match.group(3)}}
     if url.startswith(("https://", "http://")):
         # Anthropic fetches it; the gateway never does (no SSRF, no buffering).
         return {"type": "image", "source": {"type": "url", "url": url}}
     raise GatewayError(400, "Invalid image URL: expected an http(s) URL or a data:<mime>;base64 URL.",
-                       param=param, code="invalid_value")
+                       param=param, code=ErrorCode.INVALID_VALUE)
 
 
 def _document_block(file: dict, where: str, drop_unsupported: bool) -> dict | None:
@@ -357,7 +358,7 @@ def _document_block(file: dict, where: str, drop_unsupported: bool) -> dict | No
         if drop_unsupported:
             return None
         raise GatewayError(400, f"File type {media_type} is not supported by {PROVIDER} models; send a PDF.",
-                           param=f"{where}.file.file_data", code="invalid_value")
+                           param=f"{where}.file.file_data", code=ErrorCode.INVALID_VALUE)
     block: dict[str, Any] = {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}}
     if file.get("filename"):
         block["title"] = file["filename"]
@@ -394,11 +395,11 @@ def _assistant_blocks(message: dict, path: str, drop_unsupported: bool) -> list[
             parsed = json.loads(arguments) if arguments.strip() else {}
         except ValueError:
             raise GatewayError(400, f"Invalid '{where}.function.arguments': expected a JSON object string, got "
-                                    f"invalid JSON.", param=f"{where}.function.arguments", code="invalid_value")
+                                    f"invalid JSON.", param=f"{where}.function.arguments", code=ErrorCode.INVALID_VALUE)
         if not isinstance(parsed, dict):
             raise GatewayError(400, f"Invalid '{where}.function.arguments': expected a JSON object, got "
                                     f"{type(parsed).__name__}.", param=f"{where}.function.arguments",
-                               code="invalid_value")
+                               code=ErrorCode.INVALID_VALUE)
         blocks.append({"type": "tool_use", "id": _tool_id(call["id"]), "name": call["function"]["name"],
                        "input": parsed})
     return blocks

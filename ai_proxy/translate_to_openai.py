@@ -32,7 +32,8 @@ import math
 import uuid
 from typing import Any
 
-from .errors import GatewayError
+from core.errors import ErrorCode, GatewayError
+
 from .usage import usage_from_openai
 
 OPENAI_TOOL_NAME_MAX = 64
@@ -74,7 +75,7 @@ def _unsupported(param: str, what: str | None = None) -> GatewayError:
         f"{param}: {what} is not supported for this model (its provider speaks the OpenAI format); "
         "remove it or choose a model served by Anthropic",
         param=param,
-        code="unsupported_parameter",
+        code=ErrorCode.UNSUPPORTED_PARAMETER,
     )
 
 
@@ -145,7 +146,7 @@ def _tools_translate(tools: list, ctx: _Ctx) -> list[dict]:
                 f"tools[{i}].name: {name!r} is {len(name)} characters; this model's provider allows at most "
                 f"{OPENAI_TOOL_NAME_MAX}",
                 param=f"tools[{i}].name",
-                code="invalid_request_error",
+                code=ErrorCode.INVALID_REQUEST_ERROR,
             )
         function: dict[str, Any] = {"name": name}
         if tool.get("description") is not None:
@@ -207,7 +208,7 @@ def _messages_translate(body: dict, ctx: _Ctx) -> list[dict]:
             400,
             "messages: nothing this model's provider can read is left after removing unsupported content",
             param="messages",
-            code="unsupported_parameter",
+            code=ErrorCode.UNSUPPORTED_PARAMETER,
         )
     return out
 

@@ -18,9 +18,9 @@ import orjson
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
-from gateway_site.metrics import upstream_observe
+from catalog.selectors import RouteEntry
+from core.metrics import upstream_observe
 
-from .catalog import RouteEntry
 from .mock_provider import mock_handler
 
 ANTHROPIC_VERSION = "2023-06-01"

@@ -6,10 +6,11 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from gateway_site.api_views import DATABASE_DOWN, UNAUTHENTICATED, ApiView, error_doc
 
-from .catalog import ModelEntry, catalog_get_sync
-from .errors import GatewayError, raise_for_drf
+from catalog.selectors import ModelEntry, catalog_get_sync
+from core.api_views import DATABASE_DOWN, UNAUTHENTICATED, ApiView, error_doc
+from core.errors import ErrorCode, GatewayError, raise_for_drf
+
 from .health import beat_status, cache_check, database_check, instance_draining, routes_cooling
 
 
@@ -102,7 +103,7 @@ class ModelDetailApi(ApiView):
                 GatewayError(
                     404,
                     f"The model `{model_id}` does not exist or you do not have access to it.",
-                    code="model_not_found",
+                    code=ErrorCode.MODEL_NOT_FOUND,
                     param="model",
                 )
             )

@@ -3,15 +3,22 @@ from __future__ import annotations
 import csv
 import datetime as dt
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.forms import BaseFormSet, ModelForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 
-from ai_proxy.models import CatalogModel
+from catalog.models import CatalogModel
+from core.audited_admin import form_changes
+from orgs.admin import OrganizationAdmin
+from orgs.models import ApiKey, Organization
+from orgs.services import audit_record
 
-from .alerts import alert_channel_secret_rotate, alert_redeliver, money
+from .alerts import alert_channel_secret_rotate, alert_redeliver, alert_test_send, money
 from .models import AlertChannel, AlertDelivery, Budget, BudgetAlert, DailyUsage, RollupDay, UsageRecord
 from .selectors import USAGE_DATE_MAX, USAGE_DATE_MIN, BudgetStatus, budget_statuses, usage_groups
 from .services import utc_today
@@ -186,11 +193,11 @@ class RollupDayAdmin(ReadOnlyAdmin):
 
 
 
-# --- budgets and alerts (shown on the organization page, orgs.admin) -------------------------
+# --- budgets and alerts (shown on the organization page) ------------------------------------
 
 
 class BudgetInline(admin.TabularInline):
-    """Edited on the organization page; its audited save (orgs.admin.AuditedModelAdmin) records
+    """Edited on the organization page; its audited save (core.audited_admin.AuditedModelAdmin) records
     every change with the operator's name."""
 
     model = Budget
@@ -200,8 +207,6 @@ class BudgetInline(admin.TabularInline):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "api_key":
             # Only this organization's keys (the page's object id is in the URL).
-            from orgs.models import ApiKey
-
             org_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
             kwargs["queryset"] = ApiKey.objects.filter(organization_id=org_id) if org_id else ApiKey.objects.none()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
@@ -287,9 +292,6 @@ class AlertChannelAdmin(admin.ModelAdmin):
         return ("organization", "kind", "created_at")
 
     def save_model(self, request, obj, form, change) -> None:
-        from orgs.admin import form_changes
-        from orgs.services import audit_record
-
         before = type(obj)._default_manager.filter(pk=obj.pk).first() if change else None
         changes = form_changes(form, before)
         super().save_model(request, obj, form, change)
@@ -316,3 +318,97 @@ def webhook_secrets_shown_once(request: HttpRequest, admin_site, items: list[tup
     response = TemplateResponse(request, "admin/billing/alertchannel/secret_shown_once.html", context)
     add_never_cache_headers(response)
     return response
+
+
+# The organization page shows its budgets, spend and alerts, which are billing's. orgs sits below
+# billing and registers the plain OrganizationAdmin; billing replaces it with this subclass, so
+# orgs never imports billing and the operator still gets one page per organization.
+admin.site.unregister(Organization)
+
+
+@admin.register(Organization)
+class OrganizationBillingAdmin(OrganizationAdmin):
+    list_display = (*OrganizationAdmin.list_display, "budget_this_period")
+    inlines = (*OrganizationAdmin.inlines, BudgetInline, AlertChannelInline)
+
+    def get_changelist_instance(self, request: HttpRequest):
+        changelist = super().get_changelist_instance(request)
+        # Spend of the page's organizations at once, not a query per row; the rows rendered are
+        # these very instances, so each carries its figures.
+        statuses = organization_budget_statuses_for(changelist.result_list, timezone.now())
+        for org in changelist.result_list:
+            org._budget_statuses = statuses.get(org.pk, [])
+        return changelist
+
+    @admin.display(description="budget this period (spent of amount)")
+    def budget_this_period(self, obj: Organization) -> str:
+        return budget_status_text(getattr(obj, "_budget_statuses", []))
+
+    def get_urls(self):
+        urls = [
+            path("<path:object_id>/send-test-alert/", self.admin_site.admin_view(self.send_test_alert_view),
+                 name="orgs_organization_send_test_alert"),
+            path("<path:object_id>/alerts/<int:alert_id>/redeliver/", self.admin_site.admin_view(self.redeliver_view),
+                 name="orgs_organization_redeliver_alert"),
+        ]
+        return urls + super().get_urls()
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None):
+        extra_context = {
+            **(extra_context or {}),
+            "alert_history": BudgetAlert.objects.filter(organization_id=object_id).select_related(
+                "budget__api_key")[:50] if object_id.isdigit() else [],
+            "delivery_log": AlertDelivery.objects.filter(alert__organization_id=object_id).select_related(
+                "alert", "channel")[:50] if object_id.isdigit() else [],
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _organization_for_post(self, request: HttpRequest, object_id: str) -> Organization:
+        obj = self.get_object(request, object_id)
+        if request.method != "POST" or obj is None or not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def send_test_alert_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        org = self._organization_for_post(request, object_id)
+        results = alert_test_send(organization=org)
+        if not results:
+            self.message_user(request, "No enabled alert channel to send to.", messages.WARNING)
+        for channel, outcome in results:
+            if outcome.ok:
+                self.message_user(request, f"Test alert delivered to {channel}.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"Test alert to {channel} failed: {outcome.error}", messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:orgs_organization_change", args=[org.pk]))
+
+    def redeliver_view(self, request: HttpRequest, object_id: str, alert_id: int) -> HttpResponse:
+        org = self._organization_for_post(request, object_id)
+        alert = BudgetAlert.objects.filter(organization=org, pk=alert_id).first()
+        if alert is None:
+            raise PermissionDenied
+        queued = alert_redeliver(alert=alert)
+        audit_record(actor=request.user, action="redeliver_alert", obj=alert, organization=org)
+        self.message_user(request, f"Alert {alert.payload['id']} queued for {queued} channel(s).", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:orgs_organization_change", args=[org.pk]))
+
+    def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseFormSet, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is AlertChannel:
+            # New webhooks got a signing secret on save: the response shows it, once.
+            request._new_webhook_secrets = [
+                (c, c.secret) for c in formset.new_objects if c.kind == AlertChannel.Kind.WEBHOOK
+            ]
+
+    def _secrets_or(self, request: HttpRequest, response: HttpResponse, obj: Organization) -> HttpResponse:
+        items = getattr(request, "_new_webhook_secrets", None)
+        if not items:
+            return response
+        shown = webhook_secrets_shown_once(request, self.admin_site, items)
+        shown.context_data["done_url"] = reverse("admin:orgs_organization_change", args=[obj.pk])
+        return shown
+
+    def response_add(self, request: HttpRequest, obj: Organization, post_url_continue: str | None = None):
+        return self._secrets_or(request, super().response_add(request, obj, post_url_continue), obj)
+
+    def response_change(self, request: HttpRequest, obj: Organization):
+        return self._secrets_or(request, super().response_change(request, obj), obj)

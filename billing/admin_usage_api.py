@@ -23,8 +23,8 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.response import Response
 
-from ai_proxy.errors import GatewayError, raise_for_drf
-from gateway_site.api_views import DATABASE_DOWN, ApiView, error_doc
+from core.api_views import DATABASE_DOWN, ApiView, error_doc
+from core.errors import ErrorCode, GatewayError, raise_for_drf
 from orgs.members import STAFF_TOKEN_PREFIX, staff_token_user
 
 from .renderers import ExactDecimalJSONRenderer
@@ -100,11 +100,11 @@ def _time(raw: str, name: str) -> dt.datetime:
     except (ValueError, OverflowError, OSError):
         raise_for_drf(GatewayError(
             400, f"{name} must be an ISO 8601 time (2025-01-31T00:00:00Z), a date or unix seconds.",
-            param=name, code="invalid_value"))
+            param=name, code=ErrorCode.INVALID_VALUE))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     if not dt.datetime(2000, 1, 1, tzinfo=UTC) <= value <= dt.datetime(9998, 1, 1, tzinfo=UTC):
-        raise_for_drf(GatewayError(400, f"{name} is out of range.", param=name, code="invalid_value"))
+        raise_for_drf(GatewayError(400, f"{name} is out of range.", param=name, code=ErrorCode.INVALID_VALUE))
     return value.astimezone(UTC)
 
 
@@ -123,7 +123,7 @@ def _cursor_decode(raw: str) -> dt.datetime:
         return dt.datetime.fromtimestamp(seconds, tz=UTC)
     except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError, OSError):
         raise_for_drf(GatewayError(400, "page is not a cursor this API returned (use next_page as is).",
-                                   param="page", code="invalid_value"))
+                                   param="page", code=ErrorCode.INVALID_VALUE))
 
 
 _NAME = {"type": ["string", "null"]}
@@ -199,21 +199,21 @@ class AdminUsageApi(ApiView):
         q = request.query_params
         bucket = q.get("bucket") or q.get("bucket_width") or "1d"
         if bucket not in BUCKETS:
-            raise_for_drf(GatewayError(400, "bucket must be 1h or 1d.", param="bucket", code="invalid_value"))
+            raise_for_drf(GatewayError(400, "bucket must be 1h or 1d.", param="bucket", code=ErrorCode.INVALID_VALUE))
         if not q.get("start"):
             raise_for_drf(GatewayError(400, "start is required (ISO 8601 time, date or unix seconds).",
-                                       param="start", code="missing_required_parameter"))
+                                       param="start", code=ErrorCode.MISSING_REQUIRED_PARAMETER))
         start = _bucket_floor(_time(q["start"], "start"), bucket)
         end = _time(q["end"], "end") if q.get("end") else timezone.now()
         if end <= start:
-            raise_for_drf(GatewayError(400, "end must be after start.", param="end", code="invalid_value"))
+            raise_for_drf(GatewayError(400, "end must be after start.", param="end", code=ErrorCode.INVALID_VALUE))
         groups = []
         for raw in q.getlist("group_by") + q.getlist("group_by[]"):
             for name in raw.split(","):
                 name = name.strip()
                 if name not in GROUPS:
                     raise_for_drf(GatewayError(400, f"group_by takes organization, key and model, not {name!r}.",
-                                               param="group_by", code="invalid_value"))
+                                               param="group_by", code=ErrorCode.INVALID_VALUE))
                 if name not in groups:
                     groups.append(name)
         default, maximum = LIMITS[bucket]
@@ -223,10 +223,11 @@ class AdminUsageApi(ApiView):
                 raise ValueError
         except ValueError:
             raise_for_drf(GatewayError(400, f"limit is a number of buckets from 1 to {maximum} for {bucket}.",
-                                       param="limit", code="invalid_value"))
+                                       param="limit", code=ErrorCode.INVALID_VALUE))
         page_start = _cursor_decode(q["page"]) if q.get("page") else start
         if page_start < start or page_start != _bucket_floor(page_start, bucket):
-            raise_for_drf(GatewayError(400, "page does not belong to this start and bucket.", param="page", code="invalid_value"))
+            raise_for_drf(GatewayError(
+                400, "page does not belong to this start and bucket.", param="page", code=ErrorCode.INVALID_VALUE))
         width = BUCKETS[bucket]
         page_end = min(page_start + width * limit, hour_ceil(end))
         has_more = page_start + width * limit < end

@@ -36,7 +36,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 from django.utils import timezone
 
-from gateway_site.shared_state import STATE_ERRORS, process_fallback, shared_state, state_outage
+from core.shared_state import STATE_ERRORS, process_fallback, shared_state, state_outage
 
 from .budget import (
     RESERVATION_SECONDS, BudgetSlot, budget_spend_units, budget_state_keys, budget_unavailable,

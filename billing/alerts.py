@@ -23,8 +23,8 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gateway_site import background
-from gateway_site.metrics import alert_delivery_count
+from core import deferred
+from core.metrics import alert_delivery_count
 
 from .alert_channels import TRANSPORTS, DeliveryOutcome
 from .alert_channels.webhook import secret_new
@@ -51,13 +51,13 @@ def budget_alert_signal(*, budget_id: int, refused: bool = False) -> None:
     budget refuses a request (`refused=True`: counts as crossing 100% if spend has not) or when
     a settle may have crossed a threshold. Only appends to an in-memory queue; while an
     evaluation of the same budget is still waiting, further signals are dropped."""
-    background.submit(_signal_forward, budget_id, refused, key=("budget-alert", budget_id, refused))
+    deferred.submit(_signal_forward, budget_id, refused, key=("budget-alert", budget_id, refused))
 
 
 def _signal_forward(budget_id: int, refused: bool) -> None:
     from .tasks import budget_alerts_evaluate
 
-    background.task_run(budget_alerts_evaluate, budget_id, refused)
+    deferred.task_run(budget_alerts_evaluate, budget_id, refused)
 
 
 def budget_alerts_scan(*, now: datetime | None = None) -> list[BudgetAlert]:
@@ -211,7 +211,7 @@ def alert_deliveries_enqueue(*, alert: BudgetAlert) -> int:
         AlertChannel.objects.filter(organization_id=alert.organization_id, enabled=True).values_list("pk", flat=True)
     )
     for channel_id in channels:
-        background.task_run(alert_deliver, alert.pk, channel_id, 1)
+        deferred.task_run(alert_deliver, alert.pk, channel_id, 1)
     return len(channels)
 
 

@@ -29,7 +29,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
+from core.shared_state import STATE_ERRORS, shared_state, state_outage
 
 from .periods import PeriodWindow, window
 from .pricing import COST_PLACES, Prices

@@ -39,7 +39,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, close_old_connections, connection, connections, transaction
 
-from gateway_site.shared_state import STATE_ERRORS, shared_state, state_outage
+from core.shared_state import STATE_ERRORS, shared_state, state_outage
 
 from .pricing import Prices, cost_compute
 
@@ -479,7 +479,7 @@ def _valid_ip(value: str | None) -> str | None:
 
 
 def _insert(rows: list[dict[str, Any]]) -> None:
-    from ai_proxy.models import CatalogModel
+    from catalog.models import CatalogModel
 
 
     records, kept = [], []

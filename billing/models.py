@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from ai_proxy.models import PRICE_FIELD
+from catalog.models import PRICE_FIELD
 
 COST_FIELD = dict(max_digits=20, decimal_places=10, default=0)
 ROLLUP_COST_FIELD = dict(max_digits=24, decimal_places=10, default=0)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from core.time_zones import zone
 
 DAY, WEEK, MONTH, TOTAL = "day", "week", "month", "total"
 PERIODS = (DAY, WEEK, MONTH, TOTAL)
@@ -32,16 +33,6 @@ class PeriodWindow:
             return None
         span = (self.end - self.start).total_seconds()
         return min(1.0, max(0.0, (now - self.start).total_seconds() / span))
-
-
-def zone(name: str | None) -> ZoneInfo | timezone:
-    """The IANA zone, or UTC for an empty name. Raises ValueError for an unknown name."""
-    if not name:
-        return timezone.utc
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from None
 
 
 def _local_midnight(day: date, tz) -> datetime:

@@ -25,7 +25,7 @@ class Prices:
 
 
 def prices_from_model(model_entry) -> Prices | None:
-    """The catalog entry's prices (ai_proxy.catalog.ModelEntry), or None for an unpriced model."""
+    """The catalog entry's prices (catalog.selectors.ModelEntry), or None for an unpriced model."""
     if model_entry is None or model_entry.input_price is None or model_entry.output_price is None:
         return None
     return Prices(

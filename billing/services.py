@@ -167,3 +167,15 @@ def budget_set(
         changes.update({k: {"old": before[k], "new": v} for k, v in after.items() if before[k] != v})
     audit_record(actor=actor, action="set_budget", obj=budget, organization=organization, changes=changes)
     return budget, created
+
+
+@transaction.atomic
+def organization_with_budget_create(*, monthly_budget_usd: Decimal | None = None, actor=None, **fields):
+    """A new organization (orgs.services.organization_create takes `fields`) and, with an amount,
+    its hard calendar-month budget, in one transaction: `create_org --monthly-budget`."""
+    from orgs.services import organization_create
+
+    organization = organization_create(actor=actor, **fields)
+    if monthly_budget_usd is not None:
+        budget_set(organization=organization, amount_usd=monthly_budget_usd, period="month", actor=actor)
+    return organization

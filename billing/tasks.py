@@ -65,7 +65,7 @@ def budget_alerts_evaluate(budget_id: int, refused: bool = False) -> int:
 def alert_deliver(alert_id: int, channel_id: int, tries: int = 1) -> str:
     """Send one alert to one channel; on a retryable failure, schedule the next attempt with
     exponential backoff (billing.alerts.ALERT_RETRY_DELAYS). Returns the attempt's status."""
-    from gateway_site import background
+    from core import deferred
 
     from .alerts import alert_delivery_attempt, alert_retry_delay
     from .models import AlertDelivery
@@ -74,5 +74,5 @@ def alert_deliver(alert_id: int, channel_id: int, tries: int = 1) -> str:
     if delivery is None:
         return "skipped"
     if delivery.status == AlertDelivery.Status.RETRYING:
-        background.task_run(alert_deliver, alert_id, channel_id, tries + 1, countdown=alert_retry_delay(tries))
+        deferred.task_run(alert_deliver, alert_id, channel_id, tries + 1, countdown=alert_retry_delay(tries))
     return delivery.status

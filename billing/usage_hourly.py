@@ -15,9 +15,10 @@ from decimal import Decimal
 from django.db.models import Case, CharField, Count, Q, Sum, Value, When
 from django.db.models.functions import TruncDay, TruncHour
 
+from core.time_zones import zone
+
 from .histograms import LATENCY_FIELDS, TTFT_FIELDS, bucket_ranges
 from .models import HourlyUsage, HourlyUsageDay, HourlyUsageOrgDay, RollupHour, UsageRecord
-from .periods import zone
 from .selectors import cost_sum, cost_value
 
 UTC = dt.timezone.utc

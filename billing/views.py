@@ -11,9 +11,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from gateway_site.api_views import DATABASE_DOWN, UNAUTHENTICATED, ApiView, error_doc
-
-from ai_proxy.errors import GatewayError, raise_for_drf
+from core.api_views import DATABASE_DOWN, UNAUTHENTICATED, ApiView, error_doc
+from core.errors import ErrorCode, GatewayError, raise_for_drf
 
 from .metering import ledger_flush_sync
 from .renderers import ExactDecimalJSONRenderer
@@ -34,10 +33,12 @@ def _date_param(request, name: str) -> dt.date | None:
             raise ValueError
         value = dt.date.fromisoformat(raw)
     except ValueError:
-        raise_for_drf(GatewayError(400, f"{name} must be a date as YYYY-MM-DD (UTC).", param=name, code="invalid_value"))
+        raise_for_drf(GatewayError(
+            400, f"{name} must be a date as YYYY-MM-DD (UTC).", param=name, code=ErrorCode.INVALID_VALUE))
     if not USAGE_DATE_MIN <= value <= USAGE_DATE_MAX:
         raise_for_drf(GatewayError(
-            400, f"{name} must be between {USAGE_DATE_MIN} and {USAGE_DATE_MAX}.", param=name, code="invalid_value"))
+            400, f"{name} must be between {USAGE_DATE_MIN} and {USAGE_DATE_MAX}.", param=name,
+            code=ErrorCode.INVALID_VALUE))
     return value
 
 
@@ -144,7 +145,9 @@ class UsageApi(ApiView):
             from_date = _month_bounds(to_date)[0]
         if to_date < from_date:
             raise_for_drf(
-                GatewayError(400, "to_date must be on or after from_date.", param="to_date", code="invalid_value")
+                GatewayError(
+                    400, "to_date must be on or after from_date.", param="to_date", code=ErrorCode.INVALID_VALUE
+                )
             )
         # Rows still buffered (at most half a second old) are written first, so a request the
         # caller just made is usually in the answer; but one batch at most: a cluster's backlog

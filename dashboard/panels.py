@@ -12,14 +12,15 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from ai_proxy.models import Route
 from billing.histograms import LATENCY_FIELDS, TTFT_FIELDS, counts_from, percentile
 from billing.models import Budget, UsageRecord
-from billing.periods import window, zone
+from billing.periods import window
 from billing.usage_hourly import UsageScope, hour_ceil, hour_floor, totals, usage_aggregate, usage_names
+from catalog.models import Route
+from core.time_zones import zone
 
 names_for = usage_names
-from gateway_site.shared_state import STATE_ERRORS, shared_state
+from core.shared_state import STATE_ERRORS, shared_state
 from orgs.models import ApiKey, Organization
 
 TOP_SERIES = 8

@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 
 from django.utils import timezone
 
-from billing.periods import zone
 from billing.usage_hourly import hour_ceil, hour_floor
+from core.time_zones import zone
 
 PRESETS = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30), "90d": dt.timedelta(days=90)}
 DEFAULT_RANGE = "7d"

@@ -8,7 +8,7 @@ spending most of each request hopping threads, not proxying:
   request_started/request_finished receivers and `response.close()` run in it.
 The API needs no middleware (no sessions, cookies, CSRF or messages: keys authenticate every
 request) and its database work runs in worker threads that check their own connections
-(gateway_site.db), so this handler runs the view straight on the loop and closes the response
+(core.db), so this handler runs the view straight on the loop and closes the response
 inline. The admin and dashboards keep Django's full stack in the ordinary handler.
 """
 
@@ -23,8 +23,8 @@ from django.urls import set_script_prefix
 from django.core.exceptions import RequestAborted
 from django.http import HttpResponse
 
-from ai_proxy.errors import ANTHROPIC, OPENAI, GatewayError, error_response, new_request_id
-from gateway_site.metrics import IN_FLIGHT, OPEN_STREAMS
+from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id
+from core.metrics import IN_FLIGHT, OPEN_STREAMS
 from orgs.hosts import BadHost, hostname_admit, request_hostname
 
 API_PREFIX = "/api/ai/"
@@ -122,7 +122,7 @@ class ApiASGIHandler(ASGIHandler):
             400,
             "The request body could not be read: it ended early or its chunked transfer encoding is malformed. "
             "Send it again with a Content-Length or well-formed chunks.",
-            code="invalid_request_body",
+            code=ErrorCode.INVALID_REQUEST_BODY,
         )
         response = error_response(error, _route_format(scope), new_request_id())
         try:
@@ -143,7 +143,8 @@ async def _host_refusal(scope) -> HttpResponse | None:
     try:
         await hostname_admit(request_hostname(values))
     except BadHost as exc:
-        return error_response(GatewayError(400, str(exc), code="invalid_host"), _route_format(scope), new_request_id())
+        error = GatewayError(400, str(exc), code=ErrorCode.INVALID_HOST)
+        return error_response(error, _route_format(scope), new_request_id())
     return None
 
 

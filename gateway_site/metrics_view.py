@@ -11,8 +11,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from .client_ip import address_in, client_ip
-from .metrics import MULTIPROCESS
+from core.client_ip import address_in, client_ip
+from core.metrics import MULTIPROCESS
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class LedgerCollector:
             pending = ledger_pending_sync()
             dead = len(dead_letters)
             if settings.REDIS_URL:
-                from gateway_site.shared_state import shared_state
+                from core.shared_state import shared_state
 
                 dead += int(shared_state().redis_sync().llen(DEAD_LETTER_KEY))
         except Exception as exc:  # a scrape must not fail because Redis is down; health says so

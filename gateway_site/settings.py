@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served as static files (no CDN)
+    "core",
+    "catalog",
     "orgs",
     "ai_proxy",
     "billing",
@@ -197,7 +199,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "ai_proxy.errors.drf_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.drf_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -238,7 +240,7 @@ LOGGING = {
         "plain": {"()": "gateway_site.log_format.PlainFormatter"},
         "json": {"()": "gateway_site.log_format.JsonFormatter"},
     },
-    "filters": {"quiet_during_outage": {"()": "gateway_site.outages.QuietDuringOutage"}},
+    "filters": {"quiet_during_outage": {"()": "core.outages.QuietDuringOutage"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # One line per request from the server is noise at thousands of requests a second.
@@ -289,8 +291,8 @@ if GATEWAY_LEDGER_DRAIN not in ("process", "celery"):
 BILLING_JOURNAL_DIR = _typed("BILLING_JOURNAL_DIR", env.str, str(VAR_DIR / "journal"))
 
 # Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated; empty: none).
-# The default is loopback: nginx on the same machine, as in deploy/. See gateway_site/client_ip.py.
-from gateway_site.client_ip import networks_parse  # noqa: E402
+# The default is loopback: nginx on the same machine, as in deploy/. See core/client_ip.py.
+from core.client_ip import networks_parse  # noqa: E402
 
 try:
     GATEWAY_TRUSTED_PROXIES = networks_parse(

@@ -2,153 +2,31 @@
 
 Every operator write leaves an audit row in the same transaction: key issue/revoke/rotate through
 orgs.services, every other admin save or delete through AuditedModelAdmin (also used by the
-catalog admin in ai_proxy/admin.py). A key's plaintext exists only in the response to the POST
-that created it: it is rendered there directly, never stored in the session, messages or a redirect.
+catalog admin in catalog/admin.py; it lives in core/audited_admin.py). A key's plaintext exists
+only in the response to the POST that created it: it is rendered there directly, never stored in
+the session, messages or a redirect.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.db import models, transaction
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.forms import BaseFormSet, ModelForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
-from billing.admin import AlertChannelInline, BudgetInline, budget_status_text, organization_budget_statuses_for
+from core.audited_admin import AuditedModelAdmin
 
 from .forms import ApiKeyIssueForm, ApiKeyRotateForm
 from .models import ApiKey, AuditLog, Organization, VanityDomain
-from .services import IssuedKey, api_key_issue, api_key_revoke, api_key_rotate, audit_record
-
-
-# --- audit of admin edits -----------------------------------------------------------------
-
-
-def _jsonable(value: Any, field: models.Field | None = None) -> Any:
-    """A value as the audit row's JSON keeps it: money and times as exact strings, never floats."""
-    if isinstance(value, Decimal) and isinstance(field, models.DecimalField):
-        # Same scale for old and new ("2.500000" -> "3.500000"), whatever the operator typed.
-        return str(value.quantize(Decimal(1).scaleb(-field.decimal_places)))
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return str(value)
-    if isinstance(value, models.Model):
-        return str(value)
-    if isinstance(value, (list, tuple, set, frozenset, QuerySet)):
-        return sorted(str(v) for v in value)
-    return str(value)
-
-
-def form_changes(form: ModelForm, before: models.Model | None) -> dict[str, Any]:
-    """What an admin form changed: {field: {"old": ..., "new": ...}}, or {field: new} for a new row.
-
-    `before` is the row as the database had it before the save (None when creating); many-to-many
-    fields are still unsaved at that point, so their old value is read from it too.
-    """
-    changes: dict[str, Any] = {}
-    opts = form._meta.model._meta
-    for name in form.changed_data:
-        new = form.cleaned_data.get(name)
-        try:
-            field = opts.get_field(name)
-        except FieldDoesNotExist:  # a form-only field: nothing stored, nothing to compare
-            field = None
-        if before is None or field is None:
-            changes[name] = _jsonable(new, field)
-            continue
-        old = list(getattr(before, name).all()) if field.many_to_many else getattr(before, name)
-        if _jsonable(old, field) != _jsonable(new, field):
-            changes[name] = {"old": _jsonable(old, field), "new": _jsonable(new, field)}
-    return changes
-
-
-def audit_organization(obj: models.Model) -> Organization | None:
-    if isinstance(obj, Organization):
-        return obj
-    org = getattr(obj, "organization", None)
-    return org if isinstance(org, Organization) else None
-
-
-class AuditedModelAdmin(admin.ModelAdmin):
-    """Records every add, change and delete made through this admin (inlines included) in an
-    audit row naming the operator. The admin's change, list-edit and delete views already run in
-    a transaction, so the row commits or rolls back with the change itself."""
-
-    # Operators paste hosts without a scheme; https is the only sane guess for a provider or webhook.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-
-    def save_model(self, request: HttpRequest, obj: models.Model, form: ModelForm, change: bool) -> None:
-        before = type(obj)._default_manager.filter(pk=obj.pk).first() if change else None
-        changes = form_changes(form, before)
-        super().save_model(request, obj, form, change)
-        if change and not changes:
-            return
-        audit_record(
-            actor=request.user,
-            action="change" if change else "create",
-            obj=obj,
-            organization=audit_organization(obj),
-            changes=changes,
-        )
-
-    def delete_model(self, request: HttpRequest, obj: models.Model) -> None:
-        # Recorded first: after the delete the object has no primary key left to name.
-        audit_record(actor=request.user, action="delete", obj=obj, organization=audit_organization(obj))
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        # The bulk delete action is not wrapped in a transaction by the admin; the audit rows
-        # and the deletes must land together.
-        with transaction.atomic(using=queryset.db):
-            for obj in queryset:
-                audit_record(actor=request.user, action="delete", obj=obj, organization=audit_organization(obj))
-            super().delete_queryset(request, queryset)
-
-    def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseFormSet, change: bool) -> None:
-        before: dict[Any, models.Model] = {}
-        for inline_form in formset.initial_forms:
-            obj = inline_form.instance
-            if obj.pk is None:
-                continue
-            if formset.can_delete and formset._should_delete_form(inline_form):
-                audit_record(actor=request.user, action="delete", obj=obj, organization=audit_organization(obj))
-            elif inline_form.has_changed():
-                before[obj.pk] = type(obj)._default_manager.get(pk=obj.pk)
-        pending = {
-            inline_form.instance.pk: form_changes(inline_form, before[inline_form.instance.pk])
-            for inline_form in formset.initial_forms
-            if inline_form.instance.pk in before
-        }
-        super().save_formset(request, form, formset, change)
-        for inline_form in formset.initial_forms:
-            obj = inline_form.instance
-            if obj.pk in pending and pending[obj.pk]:
-                audit_record(
-                    actor=request.user, action="change", obj=obj,
-                    organization=audit_organization(obj), changes=pending[obj.pk],
-                )
-        for obj in formset.new_objects:
-            new_form = next(f for f in formset.extra_forms if f.instance is obj)
-            audit_record(
-                actor=request.user, action="create", obj=obj,
-                organization=audit_organization(obj), changes=form_changes(new_form, None),
-            )
+from .services import IssuedKey, api_key_issue, api_key_revoke, api_key_rotate
 
 
 # --- organizations ------------------------------------------------------------------------
@@ -184,12 +62,13 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedModelAdmin):
-    list_display = ("slug", "name", "is_active", "domain_list", "active_keys", "budget_this_period")
+    list_display = ("slug", "name", "is_active", "domain_list", "active_keys")
     list_filter = ("is_active",)
     search_fields = ("slug", "name", "domains__hostname")
     filter_horizontal = ("allowed_models",)
     readonly_fields = ("created_at", "updated_at")
-    inlines = (VanityDomainInline, ApiKeyInline, BudgetInline, AlertChannelInline)
+    # billing.admin adds the budget and alert-channel inlines, spend and alert views to this page.
+    inlines = (VanityDomainInline, ApiKeyInline)
     fieldsets = (
         (None, {"fields": ("slug", "name", "is_active", "created_at", "updated_at")}),
         ("Models", {"fields": ("allowed_models",)}),
@@ -199,101 +78,6 @@ class OrganizationAdmin(AuditedModelAdmin):
         ("Budgets", {"fields": ("timezone",)}),
         ("Privacy", {"fields": ("store_content",)}),
     )
-
-    # --- budgets and alerts --------------------------------------------------------------
-
-    def get_changelist_instance(self, request: HttpRequest):
-        changelist = super().get_changelist_instance(request)
-        # Spend of the page's organizations at once, not a query per row; the rows rendered are
-        # these very instances, so each carries its figures.
-        statuses = organization_budget_statuses_for(changelist.result_list, timezone.now())
-        for org in changelist.result_list:
-            org._budget_statuses = statuses.get(org.pk, [])
-        return changelist
-
-    @admin.display(description="budget this period (spent of amount)")
-    def budget_this_period(self, obj: Organization) -> str:
-        return budget_status_text(getattr(obj, "_budget_statuses", []))
-
-    def get_urls(self):
-        urls = [
-            path("<path:object_id>/send-test-alert/", self.admin_site.admin_view(self.send_test_alert_view),
-                 name="orgs_organization_send_test_alert"),
-            path("<path:object_id>/alerts/<int:alert_id>/redeliver/", self.admin_site.admin_view(self.redeliver_view),
-                 name="orgs_organization_redeliver_alert"),
-        ]
-        return urls + super().get_urls()
-
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None):
-        from billing.models import AlertDelivery, BudgetAlert
-
-        extra_context = {
-            **(extra_context or {}),
-            "alert_history": BudgetAlert.objects.filter(organization_id=object_id).select_related(
-                "budget__api_key")[:50] if object_id.isdigit() else [],
-            "delivery_log": AlertDelivery.objects.filter(alert__organization_id=object_id).select_related(
-                "alert", "channel")[:50] if object_id.isdigit() else [],
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def _organization_for_post(self, request: HttpRequest, object_id: str) -> Organization:
-        obj = self.get_object(request, object_id)
-        if request.method != "POST" or obj is None or not self.has_change_permission(request, obj):
-            raise PermissionDenied
-        return obj
-
-    def send_test_alert_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        from billing.alerts import alert_test_send
-
-        org = self._organization_for_post(request, object_id)
-        results = alert_test_send(organization=org)
-        if not results:
-            self.message_user(request, "No enabled alert channel to send to.", messages.WARNING)
-        for channel, outcome in results:
-            if outcome.ok:
-                self.message_user(request, f"Test alert delivered to {channel}.", messages.SUCCESS)
-            else:
-                self.message_user(request, f"Test alert to {channel} failed: {outcome.error}", messages.ERROR)
-        return HttpResponseRedirect(reverse("admin:orgs_organization_change", args=[org.pk]))
-
-    def redeliver_view(self, request: HttpRequest, object_id: str, alert_id: int) -> HttpResponse:
-        from billing.alerts import alert_redeliver
-        from billing.models import BudgetAlert
-
-        org = self._organization_for_post(request, object_id)
-        alert = BudgetAlert.objects.filter(organization=org, pk=alert_id).first()
-        if alert is None:
-            raise PermissionDenied
-        queued = alert_redeliver(alert=alert)
-        audit_record(actor=request.user, action="redeliver_alert", obj=alert, organization=org)
-        self.message_user(request, f"Alert {alert.payload['id']} queued for {queued} channel(s).", messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:orgs_organization_change", args=[org.pk]))
-
-    def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseFormSet, change: bool) -> None:
-        super().save_formset(request, form, formset, change)
-        from billing.models import AlertChannel
-
-        if formset.model is AlertChannel:
-            # New webhooks got a signing secret on save: the response shows it, once.
-            request._new_webhook_secrets = [
-                (c, c.secret) for c in formset.new_objects if c.kind == AlertChannel.Kind.WEBHOOK
-            ]
-
-    def _secrets_or(self, request: HttpRequest, response: HttpResponse, obj: Organization) -> HttpResponse:
-        items = getattr(request, "_new_webhook_secrets", None)
-        if not items:
-            return response
-        from billing.admin import webhook_secrets_shown_once
-
-        shown = webhook_secrets_shown_once(request, self.admin_site, items)
-        shown.context_data["done_url"] = reverse("admin:orgs_organization_change", args=[obj.pk])
-        return shown
-
-    def response_add(self, request: HttpRequest, obj: Organization, post_url_continue: str | None = None):
-        return self._secrets_or(request, super().response_add(request, obj, post_url_continue), obj)
-
-    def response_change(self, request: HttpRequest, obj: Organization):
-        return self._secrets_or(request, super().response_change(request, obj), obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         now = timezone.now()

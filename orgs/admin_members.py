@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.forms import ModelForm
 
-from billing.periods import zone
+from core.time_zones import zone
 
 from .models import OrganizationMember, StaffToken
 from .services import audit_record

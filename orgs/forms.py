@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.admin import widgets as admin_widgets
 from django.utils import timezone
 
-from ai_proxy.models import CatalogModel
+from catalog.models import CatalogModel
 
 from .models import ApiKey, Organization
 

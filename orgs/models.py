@@ -19,7 +19,7 @@ hostname_validator = RegexValidator(
 def timezone_validate(value: str) -> None:
     from django.core.exceptions import ValidationError
 
-    from billing.periods import zone
+    from core.time_zones import zone
 
     try:
         zone(value)
@@ -34,7 +34,7 @@ class Organization(models.Model):
     alert_emails = models.TextField(blank=True, help_text="Comma-separated addresses for budget alerts.")
     alert_webhook_url = models.URLField(blank=True)
     allowed_models = models.ManyToManyField(
-        "ai_proxy.CatalogModel", blank=True, related_name="+", help_text="Empty means every enabled model."
+        "catalog.CatalogModel", blank=True, related_name="+", help_text="Empty means every enabled model."
     )
     # Limits on the whole organization, across all its keys (each key may have tighter ones).
     rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute, all keys together.")
@@ -106,7 +106,7 @@ class ApiKey(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rotated_to"
     )
     allowed_models = models.ManyToManyField(
-        "ai_proxy.CatalogModel", blank=True, related_name="+", help_text="Empty means all the organization's models."
+        "catalog.CatalogModel", blank=True, related_name="+", help_text="Empty means all the organization's models."
     )
     rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute.")
     tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute.")
@@ -160,22 +160,6 @@ class AuditLog(models.Model):
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.object_type} {self.object_repr}"
 
-
-class CacheVersion(models.Model):
-    """The current version of one per-process cache (gateway_site.versioned_cache).
-
-    In the database, the one store every process and instance shares in every deployment, so a
-    change made anywhere (a command, the admin, another instance) reaches every running server.
-    Each change writes a new random token: a version never repeats, so no process can mistake a
-    later state for the one it cached.
-    """
-
-    name = models.CharField(max_length=40, primary_key=True)
-    token = models.CharField(max_length=32)
-    changed_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"{self.name} @ {self.token}"
 
 
 class OrganizationMember(models.Model):

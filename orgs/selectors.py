@@ -5,18 +5,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any, Callable
 
 from django.utils import timezone
 
-from gateway_site.versioned_cache import VersionedCache
+from core.versioned_cache import VersionedCache
 
 from .hosts import hostname_of
 from .keys import key_hash, key_matches, key_prefix_of
 from .models import ApiKey, VanityDomain
-
-if TYPE_CHECKING:
-    from billing.budget import BudgetRule
 
 key_cache = VersionedCache("keys")
 # last_used_at is written at most this often per key, never on every request.
@@ -48,7 +45,7 @@ class KeyContext:
     org_rpm_limit: int | None = None
     org_tpm_limit: int | None = None
     # Every budget that applies to this key's requests (its own and its organization's).
-    budgets: tuple["BudgetRule", ...] = ()
+    budgets: tuple[Any, ...] = ()  # billing.budget.BudgetRule, from key_budget_rules_register
 
     def rejection(self, now: datetime | None = None) -> str | None:
         """Why this key cannot be used right now, or None."""
@@ -65,9 +62,18 @@ class KeyContext:
         return self.allowed_models is None or public_id in self.allowed_models
 
 
-def _context_from_db(plaintext: str) -> KeyContext | None:
-    from billing.selectors import budget_rules_for_key
+# Budgets are billing's, but their rules ride in the cached key context so the request path gets
+# them with the key, without a lookup of its own. billing registers the reader when it loads
+# (billing.apps), so orgs never imports billing.
+_key_budget_rules: Callable[[ApiKey], tuple[Any, ...]] = lambda key: ()
 
+
+def key_budget_rules_register(reader: Callable[[ApiKey], tuple[Any, ...]]) -> None:
+    global _key_budget_rules
+    _key_budget_rules = reader
+
+
+def _context_from_db(plaintext: str) -> KeyContext | None:
     prefix = key_prefix_of(plaintext)
     if prefix is None:
         return None
@@ -101,7 +107,7 @@ def _context_from_db(plaintext: str) -> KeyContext | None:
         last_used_at=key.last_used_at,
         org_rpm_limit=org.rpm_limit,
         org_tpm_limit=org.tpm_limit,
-        budgets=budget_rules_for_key(key),
+        budgets=_key_budget_rules(key),
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Iterable
 
 from django.conf import settings
@@ -43,20 +42,25 @@ def audit_record(
     )
 
 
+def audit_organization(obj: models.Model) -> Organization | None:
+    """The organization an audited object belongs to (registered with core.audit)."""
+    if isinstance(obj, Organization):
+        return obj
+    org = getattr(obj, "organization", None)
+    return org if isinstance(org, Organization) else None
+
+
 @transaction.atomic
 def organization_create(
     *,
     slug: str,
     name: str,
     domains: Iterable[str] = (),
-    monthly_budget_usd: Decimal | None = None,
     rpm_limit: int | None = None,
     tpm_limit: int | None = None,
     actor: AbstractBaseUser | str | None = None,
 ) -> Organization:
-    """A new organization; `monthly_budget_usd` gives it a hard calendar-month budget."""
-    from billing.services import budget_set
-
+    """A new organization with its vanity domains (budgets: billing.services.organization_with_budget_create)."""
     org = Organization(slug=slug, name=name, rpm_limit=rpm_limit, tpm_limit=tpm_limit)
     org.full_clean()
     org.save()
@@ -69,11 +73,8 @@ def organization_create(
         action="create",
         obj=org,
         organization=org,
-        changes={"name": name, "domains": list(domains), "monthly_budget_usd": str(monthly_budget_usd or ""),
-                 "rpm_limit": rpm_limit, "tpm_limit": tpm_limit},
+        changes={"name": name, "domains": list(domains), "rpm_limit": rpm_limit, "tpm_limit": tpm_limit},
     )
-    if monthly_budget_usd is not None:
-        budget_set(organization=org, amount_usd=monthly_budget_usd, period="month", actor=actor)
     return org
 
 

@@ -14,8 +14,8 @@ import time
 import pytest
 from django.utils import timezone
 
-from ai_proxy.catalog import catalog_cache
-from gateway_site.shared_state import shared_state
+from catalog.selectors import catalog_cache
+from core.shared_state import shared_state
 from orgs.selectors import key_cache
 
 
@@ -48,7 +48,7 @@ def _fresh_shared_state():
 
 @pytest.fixture
 def catalog(db):
-    from ai_proxy.seed import catalog_seed
+    from catalog.seed import catalog_seed
 
     catalog_seed()
 
@@ -129,6 +129,9 @@ def gateway_url(django_db_setup, django_db_blocker):
 
 from tests.fake_fixtures import fake_provider, fake_provider_session  # noqa: E402,F401
 from tests.proxy_helpers import gateway  # noqa: E402,F401  (the live server, the fake and SDK clients)
+
+# Fixtures shared by several modules (the ledger buffer, the operator's console, `serve` as a subprocess).
+pytest_plugins = ["tests.fixtures"]
 
 
 def pytest_sessionfinish(session, exitstatus):

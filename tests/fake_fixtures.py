@@ -41,8 +41,8 @@ def point_catalog_at(fake_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     needed (seeding is idempotent). Sets each provider's api_key_env variable to a dummy value via
     `monkeypatch`, so no real secret is needed and none leaks between tests.
     """
-    from ai_proxy.models import Provider
-    from ai_proxy.seed import catalog_seed
+    from catalog.models import Provider
+    from catalog.seed import catalog_seed
 
     catalog_seed()
     for provider in Provider.objects.filter(name__in=FAKE_ROUTED_PROVIDERS):

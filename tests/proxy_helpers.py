@@ -48,7 +48,7 @@ def gateway(transactional_db, gateway_url, fake_provider, monkeypatch, alice_key
 def add_route(model_id: str, provider_name: str, *, base_url: str, kind: str = "openai", upstream_model: str,
               priority: int = 0, weight: int = 100, timeout: float | None = None, api_key_env: str = "OPENAI_API_KEY"):
     """A second provider and route for failover tests."""
-    from ai_proxy.models import CatalogModel, Provider, Route
+    from catalog.models import CatalogModel, Provider, Route
 
     provider, _ = Provider.objects.update_or_create(
         name=provider_name,
@@ -62,7 +62,7 @@ def add_route(model_id: str, provider_name: str, *, base_url: str, kind: str = "
 
 
 def set_route(model_id: str, **fields) -> None:
-    from ai_proxy.models import Route
+    from catalog.models import Route
 
     for route in Route.objects.filter(model__public_id=model_id):
         for name, value in fields.items():
@@ -71,7 +71,7 @@ def set_route(model_id: str, **fields) -> None:
 
 
 def set_provider(name: str, **fields) -> None:
-    from ai_proxy.models import Provider
+    from catalog.models import Provider
 
     provider = Provider.objects.get(name=name)
     for field_name, value in fields.items():

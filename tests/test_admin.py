@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
-from html.parser import HTMLParser
 
 import pytest
 from django.contrib import admin
@@ -19,72 +18,17 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from ai_proxy.models import CatalogModel, ModelAlias, Provider
+from catalog.models import CatalogModel, ModelAlias, Provider
 from orgs.keys import key_hash
 from orgs.models import ApiKey, AuditLog, Organization, VanityDomain
 from orgs.services import api_key_issue, api_key_revoke, api_key_rotate
+from tests.helpers import form_data
 
 PLAINTEXT = re.compile(r"dm_[a-z0-9-]+_(?:prod|staging|dev)_[A-Za-z0-9]{40}")
 REGISTERED = sorted(admin.site._registry, key=lambda m: m._meta.label)
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-class _FormReader(HTMLParser):
-    """Collects what a browser would submit from one <form>: the page's own defaults."""
-
-    def __init__(self, form_id: str) -> None:
-        super().__init__()
-        self.form_id = form_id
-        self.inside = False
-        self.data: dict[str, list[str]] = {}
-        self._select: str | None = None
-        self._textarea: str | None = None
-
-    def _add(self, name: str, value: str) -> None:
-        self.data.setdefault(name, []).append(value)
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form":
-            self.inside = a.get("id") == self.form_id
-        if not self.inside or "name" not in a and tag != "option":
-            return
-        if tag == "input":
-            kind = a.get("type", "text")
-            if kind in ("submit", "button", "file", "image"):
-                return
-            if kind in ("checkbox", "radio") and "checked" not in a:
-                return
-            self._add(a["name"], a.get("value", "on" if kind == "checkbox" else ""))
-        elif tag == "select":
-            self._select = a["name"]
-            self.data.setdefault(a["name"], [])
-        elif tag == "option" and self._select and "selected" in a:
-            self._add(self._select, a.get("value", ""))
-        elif tag == "textarea":
-            self._textarea = a["name"]
-            self._add(a["name"], "")
-
-    def handle_data(self, data):
-        if self._textarea:
-            self.data[self._textarea][-1] += data
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self.inside = False
-        elif tag == "select":
-            self._select = None
-        elif tag == "textarea":
-            self._textarea = None
-
-
-def form_data(html: str, form_id: str) -> dict[str, list[str]]:
-    reader = _FormReader(form_id)
-    reader.feed(html)
-    assert reader.data, f"form {form_id} not found"
-    return {k: v for k, v in reader.data.items() if v}
 
 
 def models_api(plaintext: str):
@@ -96,20 +40,8 @@ def column_values(model) -> list[str]:
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_superuser("alice", "alice@example.com", "correct horse battery")
-
-
-@pytest.fixture
 def charlie(django_user_model):
     return django_user_model.objects.create_user("charlie", "charlie@example.com", "charlie's password")
-
-
-@pytest.fixture
-def console(alice) -> Client:
-    client = Client()
-    client.force_login(alice)
-    return client
 
 
 @pytest.fixture
@@ -402,7 +334,7 @@ def test_it_does_not_delete_keys(console, alice_org, alice_key):
 
 def test_it_audits_a_price_edit_with_old_and_new_prices(console, alice, catalog):
     model = CatalogModel.objects.get(public_id="gpt-4o")
-    url = reverse("admin:ai_proxy_catalogmodel_change", args=[model.pk])
+    url = reverse("admin:catalog_catalogmodel_change", args=[model.pk])
     data = form_data(console.get(url).content.decode(), "catalogmodel_form")
     data["input_price_per_mtok"] = ["3.5"]
 
@@ -411,7 +343,7 @@ def test_it_audits_a_price_edit_with_old_and_new_prices(console, alice, catalog)
     assert response.status_code == 302
     model.refresh_from_db()
     assert model.input_price_per_mtok == Decimal("3.5")
-    audit = AuditLog.objects.get(action="change", object_type="ai_proxy.CatalogModel")
+    audit = AuditLog.objects.get(action="change", object_type="catalog.CatalogModel")
     assert audit.actor == alice and audit.actor_label == "alice"
     assert audit.object_id == str(model.pk)
     assert audit.changes == {"input_price_per_mtok": {"old": "2.500000", "new": "3.500000"}}
@@ -435,24 +367,24 @@ def test_it_audits_prices_edited_from_the_list(console, alice, catalog):
 
 def test_it_audits_inline_aliases_and_routes(console, alice, catalog):
     model = CatalogModel.objects.get(public_id="mock-echo")
-    url = reverse("admin:ai_proxy_catalogmodel_change", args=[model.pk])
+    url = reverse("admin:catalog_catalogmodel_change", args=[model.pk])
     data = form_data(console.get(url).content.decode(), "catalogmodel_form")
     data.update({"aliases-TOTAL_FORMS": ["1"], "aliases-0-alias": ["echo"], "aliases-0-model": [str(model.pk)]})
 
     assert console.post(url, data).status_code == 302
 
     alias = ModelAlias.objects.get(alias="echo")
-    audit = AuditLog.objects.get(object_type="ai_proxy.ModelAlias")
+    audit = AuditLog.objects.get(object_type="catalog.ModelAlias")
     assert (audit.action, audit.object_id, audit.actor) == ("create", str(alias.pk), alice)
     assert audit.changes == {"alias": "echo"}
-    assert not AuditLog.objects.filter(object_type="ai_proxy.CatalogModel").exists()  # nothing else changed
+    assert not AuditLog.objects.filter(object_type="catalog.CatalogModel").exists()  # nothing else changed
 
     data = form_data(console.get(url).content.decode(), "catalogmodel_form")
     data["aliases-0-DELETE"] = ["on"]
     data["routes-0-weight"] = ["50"]
     assert console.post(url, data).status_code == 302
-    assert AuditLog.objects.filter(object_type="ai_proxy.ModelAlias", action="delete", object_id=str(alias.pk)).exists()
-    assert AuditLog.objects.get(object_type="ai_proxy.Route").changes == {"weight": {"old": 100, "new": 50}}
+    assert AuditLog.objects.filter(object_type="catalog.ModelAlias", action="delete", object_id=str(alias.pk)).exists()
+    assert AuditLog.objects.get(object_type="catalog.Route").changes == {"weight": {"old": 100, "new": 50}}
 
 
 def test_it_audits_organizations_and_domains_created_in_the_console(console, alice, catalog):
@@ -505,20 +437,20 @@ def test_it_audits_provider_edits_and_shows_only_whether_the_secret_is_set(conso
     xai = Provider.objects.get(name="xai")
     openai_provider = Provider.objects.get(name="openai")
 
-    page = console.get(reverse("admin:ai_proxy_provider_change", args=[xai.pk])).content.decode()
+    page = console.get(reverse("admin:catalog_provider_change", args=[xai.pk])).content.decode()
     assert "XAI_API_KEY is set" in page
     assert "xai-very-secret-value" not in page
     assert "OPENAI_API_KEY is NOT set" in console.get(
-        reverse("admin:ai_proxy_provider_change", args=[openai_provider.pk])).content.decode()
+        reverse("admin:catalog_provider_change", args=[openai_provider.pk])).content.decode()
     listing = console.get(_changelist(Provider)).content.decode()
     assert "xai-very-secret-value" not in listing and 'alt="False"' in listing and 'alt="True"' in listing
 
-    url = reverse("admin:ai_proxy_provider_change", args=[xai.pk])
+    url = reverse("admin:catalog_provider_change", args=[xai.pk])
     data = form_data(page, "provider_form")
     data["timeout_seconds"] = ["120"]
     del data["enabled"]
     assert console.post(url, data).status_code == 302
-    assert AuditLog.objects.get(object_type="ai_proxy.Provider").changes == {
+    assert AuditLog.objects.get(object_type="catalog.Provider").changes == {
         "timeout_seconds": {"old": 600.0, "new": 120.0},
         "enabled": {"old": True, "new": False},
     }

@@ -14,8 +14,9 @@ from rest_framework.test import APIClient
 from billing.hourly_rollup import usage_rollup_hours
 from billing.models import UsageRecord
 from orgs.members import staff_token_issue
-from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
 from tests.usage_seed import seed_traffic
+
+pytestmark = pytest.mark.usefixtures("empty_ledger_buffer")
 
 UTC = timezone.utc
 

@@ -22,9 +22,9 @@ from billing.metering import ledger_flush_sync, usage_record_sync
 from orgs.selectors import _context_from_db
 from tests.fake_provider import OPENAI_CHAT, FakeResponse
 from tests.proxy_helpers import set_budget
-from tests.test_billing_metering import _empty_ledger_buffer, usage_event  # noqa: F401
+from tests.helpers import usage_event
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_ledger_buffer")]
 
 UTC = timezone.utc
 

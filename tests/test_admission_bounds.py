@@ -21,7 +21,7 @@ import pytest
 
 from tests.fake_provider import ANTHROPIC_MESSAGES, OPENAI_CHAT, FakeResponse
 from tests.proxy_helpers import set_budget
-from tests.test_proxy_metering import _rows
+from tests.helpers import ledger_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,7 +114,7 @@ def test_dense_prompts_racing_cannot_overshoot_a_hard_budget(gateway, alice_org,
     outcomes = _send_concurrently(gateway, case)
 
     assert "ok" in outcomes and "refused" in outcomes, outcomes
-    rows = _rows(CONCURRENT)
+    rows = ledger_rows(CONCURRENT)
     assert len(rows) == CONCURRENT
     served = [r for r in rows if r.status == 200]
     assert all(r.prompt_tokens == case.real_prompt_tokens for r in served)
@@ -142,7 +142,7 @@ def test_dense_prompts_racing_cannot_overshoot_a_tpm_limit(gateway, alice_org, k
     outcomes = _send_concurrently(gateway, case, api_key=key)
 
     assert "ok" in outcomes and "refused" in outcomes, outcomes
-    rows = _rows(CONCURRENT)
+    rows = ledger_rows(CONCURRENT)
     used = sum(r.prompt_tokens + r.completion_tokens for r in rows if r.status == 200)
     assert used <= tpm, f"{outcomes.count('ok')} requests used {used} tokens of a {tpm} TPM limit"
 
@@ -155,7 +155,7 @@ def _hard_budget(org, usd: str) -> None:
 
 
 def _worst_case(model_id: str, body: dict, max_output: int) -> Decimal:
-    from ai_proxy.catalog import catalog_get
+    from catalog.selectors import catalog_get
     from ai_proxy.tokens import image_tokens_max, tokens_upper_bound
     from asgiref.sync import async_to_sync
     from billing.budget import worst_case_cost

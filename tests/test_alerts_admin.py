@@ -21,10 +21,10 @@ from billing.alerts import alert_channels_set, budget_alerts_scan
 from billing.models import AlertChannel, AlertDelivery, Budget, BudgetAlert
 from gateway_site import background
 from orgs.models import ApiKey, AuditLog
-from tests.test_admin import alice, console, form_data  # noqa: F401
-from tests.test_budget_alerts import spend, wait_for
-from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
+from tests.helpers import form_data, spend, wait_for
 from tests.webhook_receiver import receiver_start
+
+pytestmark = pytest.mark.usefixtures("empty_ledger_buffer")
 
 UTC = timezone.utc
 

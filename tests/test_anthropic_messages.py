@@ -20,7 +20,7 @@ from tests.fake_provider import (
     openai_stream_events,
     openai_usage,
 )
-from tests.test_proxy_metering import _rows
+from tests.helpers import ledger_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -204,7 +204,7 @@ def test_it_round_trips_a_native_tool_use_with_the_exact_bodies(gateway):
                           "tool_choice": {"type": "auto"}, "messages": [question]}
     assert second_sent == {"model": "claude-3-haiku-20240307", "max_tokens": 100, "tools": [WEATHER_TOOL],
                            "messages": follow_up}
-    assert [row.completion_tokens for row in _rows(2)] == [12, 1]
+    assert [row.completion_tokens for row in ledger_rows(2)] == [12, 1]
 
 
 def test_it_forwards_the_clients_anthropic_version(gateway):
@@ -212,7 +212,7 @@ def test_it_forwards_the_clients_anthropic_version(gateway):
     client = gateway.anthropic(default_headers={"anthropic-version": "2023-01-01"})
     client.messages.create(model="claude-3-haiku", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     assert gateway.fake.requests_to(ANTHROPIC_MESSAGES)[-1].headers["anthropic-version"] == "2023-01-01"
-    assert _rows(1)[0].status == 200
+    assert ledger_rows(1)[0].status == 200
 
 
 # --- errors in Anthropic's format -----------------------------------------------------------
@@ -242,7 +242,7 @@ UPSTREAM = {"claude-3-haiku": (ANTHROPIC_MESSAGES, 529), "gpt-4o": (OPENAI_CHAT,
     ("overloaded", anthropic.InternalServerError, "api_error"),
 ])
 def test_it_maps_each_error_to_the_sdk_exception(gateway, alice_org, settings, model, case, exception, error_type):
-    from ai_proxy.models import CatalogModel
+    from catalog.models import CatalogModel
     from orgs.services import api_key_issue
 
     path, overloaded_status = UPSTREAM[model]
@@ -277,11 +277,11 @@ def test_it_maps_each_error_to_the_sdk_exception(gateway, alice_org, settings, m
         assert gateway.fake.requests_to(path) == []  # refused by the gateway itself
     if case == "bad_key":
         # Refused before a key was accepted: counted per process, never a ledger row (issue 8).
-        assert _rows(1, timeout=0.5) == []
+        assert ledger_rows(1, timeout=0.5) == []
         return
     # Waiting for the ledger row also keeps the server's background ledger flush from racing
     # the database flush at teardown.
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.status == exc.value.status_code and row.request_id == exc.value.request_id
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.fake_provider import ANTHROPIC_MESSAGES, FakeResponse, anthropic_stream_events, anthropic_usage
-from tests.test_proxy_metering import _rows
+from tests.helpers import ledger_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,7 +62,7 @@ def test_it_streams_anthropic_events_in_order(gateway, model, expected):
     assert text == "echo: a b"
     assert payloads[-2]["delta"]["stop_reason"] == "end_turn"
     assert payloads[-2]["usage"]["output_tokens"] == 3
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.streamed is True and row.completion_tokens == 3 and row.tokens_estimated is False
 
 
@@ -75,7 +75,7 @@ def test_it_meters_a_finished_native_stream_with_cache_tokens(gateway):
         final = stream.get_final_message()
     assert final.content[0].text == "Hello there"
     assert final.usage.input_tokens == 100 and final.usage.output_tokens == 20
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert (row.prompt_tokens, row.completion_tokens, row.cache_read_tokens, row.cache_write_tokens) == (
         1150, 20, 1000, 50)
     assert row.tokens_estimated is False and row.streamed is True and row.status == 200

@@ -9,7 +9,6 @@ import openai
 import orjson
 import pytest
 
-from tests.test_production_server import served  # noqa: F401  (manage.py serve, granian, as a subprocess)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

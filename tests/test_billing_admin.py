@@ -17,8 +17,9 @@ from django.urls import reverse
 from billing.metering import ledger_flush_sync
 from billing.models import DailyUsage, UsageRecord
 from billing.services import usage_rollup_day, utc_today
-from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
-from tests.test_billing_rollup import record
+from tests.helpers import record
+
+pytestmark = pytest.mark.usefixtures("empty_ledger_buffer")
 
 LEDGER = reverse("admin:billing_usagerecord_changelist")
 DAILY = reverse("admin:billing_dailyusage_changelist")

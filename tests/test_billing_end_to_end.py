@@ -11,13 +11,12 @@ import httpx
 import openai
 import pytest
 
-from ai_proxy.catalog import catalog_get_sync
+from catalog.selectors import catalog_get_sync
 from billing.metering import ledger_flush_sync
 from billing.models import UsageRecord
 from billing.pricing import cost_compute, prices_from_model
-from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_ledger_buffer")]
 
 
 def catalog_cost(model: str, prompt: int, completion: int, cache_read: int = 0, cache_write: int = 0) -> D:

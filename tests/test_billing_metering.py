@@ -6,7 +6,6 @@ import asyncio
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
 from decimal import Decimal as D
 
 import pytest
@@ -14,67 +13,16 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import OperationalError, connection, connections
 
-from ai_proxy.catalog import catalog_get_sync
-from ai_proxy.models import CatalogModel
+from catalog.selectors import catalog_get_sync
+from catalog.models import CatalogModel
 from billing import metering
-from billing.metering import UsageEvent, ledger_flush, ledger_flush_sync, ledger_pending_sync, usage_record, usage_record_sync
+from billing.metering import ledger_flush, ledger_flush_sync, ledger_pending_sync, usage_record, usage_record_sync
 from billing.models import UsageRecord
-from billing.pricing import Prices, prices_from_model
+from billing.pricing import prices_from_model
 from orgs.models import ApiKey
+from tests.helpers import MOCK_PRICES, usage_event
 
-MOCK_PRICES = Prices(input=D("1"), output=D("2"), cache_read=D("0.10"), cache_write=D("1.25"))
-
-
-def usage_event(org=None, key_id=None, **overrides) -> UsageEvent:
-    """A successful non-streamed mock-echo request by `org`; override any field."""
-    fields = dict(
-        request_id="req_" + uuid.uuid4().hex,
-        started_at=datetime.now(timezone.utc),
-        endpoint="openai",
-        organization_id=org.pk if org else None,
-        api_key_id=key_id if key_id is not None else (org.api_keys.first().pk if org and org.api_keys.exists() else None),
-        public_model="mock-echo",
-        model_id=None,
-        provider="mock",
-        upstream_model="mock-echo",
-        route_id=None,
-        streamed=False,
-        status=200,
-        error_type="",
-        prompt_tokens=100,
-        completion_tokens=20,
-        latency_ms=12,
-        ttft_ms=None,
-        client_ip="127.0.0.1",
-        prices=MOCK_PRICES,
-    )
-    fields.update(overrides)
-    return UsageEvent(**fields)
-
-
-def stop_background_flushers() -> None:
-    """Stop flushers left running by earlier tests (the live server's loop lives all session), so
-    only this test drains the buffer; the next async usage_record starts them again."""
-    for loop, task in list(metering._flushers.items()):
-        try:
-            loop.call_soon_threadsafe(task.cancel)
-        except RuntimeError:  # that loop is closed: its task is gone with it
-            continue
-        deadline = time.monotonic() + 2
-        while not task.done() and time.monotonic() < deadline:
-            time.sleep(0.005)
-    with metering._write_lock:  # and wait out a batch one of them had in flight
-        pass
-
-
-@pytest.fixture(autouse=True)
-def _empty_ledger_buffer():
-    # Rows a previous test left buffered must not land in this test's database.
-    stop_background_flushers()
-    metering._buffer.clear()
-    yield
-    metering._buffer.clear()
-    metering.ledger_connections_close()
+pytestmark = pytest.mark.usefixtures("empty_ledger_buffer")
 
 
 OUTCOMES = {

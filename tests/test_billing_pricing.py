@@ -2,7 +2,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from ai_proxy.catalog import catalog_get_sync
+from catalog.selectors import catalog_get_sync
 from billing.pricing import Prices, cost_compute, prices_from_model
 
 SONNET = Prices(input=D("3"), output=D("15"), cache_read=D("0.30"), cache_write=D("3.75"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -12,16 +12,9 @@ from billing.metering import ledger_flush_sync, usage_record_sync
 from billing.models import DailyUsage, RollupDay, UsageRecord
 from billing.services import ledger_retention_apply, usage_rollup_day, utc_today
 from billing.tasks import ledger_drain, ledger_retention, usage_rollup
-from tests.test_billing_metering import MOCK_PRICES, _empty_ledger_buffer, usage_event  # noqa: F401
+from tests.helpers import MOCK_PRICES, record, usage_event
 
-
-def at(day, hour=12, minute=0):
-    return datetime.combine(day, time(hour, minute), tzinfo=timezone.utc)
-
-
-def record(org, day, hour=12, **fields):
-    event = usage_event(org, started_at=at(day, hour), **fields)
-    return usage_record_sync(event)
+pytestmark = pytest.mark.usefixtures("empty_ledger_buffer")
 
 
 def ledger_cost(**filters):
@@ -140,7 +133,7 @@ def test_it_drains_the_buffer_from_the_celery_task(alice_org, alice_key):
 @pytest.mark.django_db
 def test_a_row_arriving_after_its_day_was_rolled_up_reaches_usage_and_the_roll_up(alice_org, alice_key):
     from billing.services import usage_rollup_due
-    from tests.test_usage_api import get_usage
+    from tests.helpers import get_usage
 
     day = utc_today() - timedelta(days=3)  # not the latest settled day, which is re-rolled anyway
     record(alice_org, day, prompt_tokens=1_000_000, completion_tokens=0)

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from billing.models import DailyUsage, RollupDay
 from billing.services import utc_today
 from orgs.models import ApiKey
-from tests.test_billing_rollup import record
+from tests.helpers import record
 
 
 @pytest.mark.django_db
@@ -39,7 +39,7 @@ def test_a_year_of_usage_answers_in_a_few_queries(alice_org, alice_key, django_a
     expected += UsageRecord.objects.get(organization=alice_org).cost
 
     # 8 for the usage itself, 1 for the organization's budgets (none here; with budgets, one aggregate
-    # per distinct period window more), 1 for the cache-version check (orgs.CacheVersion), made at
+    # per distinct period window more), 1 for the cache-version check (core.CacheVersion), made at
     # most once a second per process in production and on every request under the tests'
     # GATEWAY_CACHE_CHECK_SECONDS=0, and 1 for the budgets that apply to the key, loaded with it (the
     # request path reads them) and cached with it.

@@ -24,36 +24,18 @@ from standardwebhooks.webhooks import Webhook
 
 from billing import alerts
 from billing.alerts import budget_alert_signal, budget_alerts_evaluate, budget_alerts_scan
-from billing.metering import ledger_flush_sync, usage_record_sync
+from billing.metering import ledger_flush_sync
 from billing.models import AlertChannel, AlertDelivery, Budget, BudgetAlert
 from billing.selectors import budget_spend, budget_window
 from gateway_site import background
-from tests.test_billing_metering import _empty_ledger_buffer, usage_event  # noqa: F401
+from tests.helpers import spend, wait_for
 from tests.webhook_receiver import receiver_start
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_ledger_buffer")]
 
 UTC = timezone.utc
 # 30 of 31 days into the month: late enough that the spend below is not forecast to exceed.
 LATE_MARCH = datetime(2026, 3, 31, 0, 0, tzinfo=UTC)
-
-
-def spend(org, usd: str, at: datetime, key=None) -> None:
-    """Record a request costing exactly `usd` (mock prices: $1 per million input tokens)."""
-    tokens = int(D(usd) * 1_000_000)
-    usage_record_sync(usage_event(org, key_id=key.pk if key else None, started_at=at, prompt_tokens=tokens,
-                                  completion_tokens=0))
-    ledger_flush_sync()
-
-
-def wait_for(condition, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for the background thread")
 
 
 def budgets():

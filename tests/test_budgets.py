@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from tests.fake_provider import OPENAI_CHAT, FakeResponse
 from tests.proxy_helpers import set_budget
-from tests.test_proxy_metering import _rows
+from tests.helpers import ledger_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,7 +46,7 @@ def test_it_refuses_requests_once_the_budget_is_used_up(gateway, alice_org):
     assert refused.code == "budget_exceeded" and refused.type == "insufficient_quota"
     assert refused.response.headers["x-should-retry"] == "false"
     assert "monthly budget of $0.05" in refused.message
-    rows = _rows(5)
+    rows = ledger_rows(5)
     assert [r.status for r in rows] == [200, 200, 200, 200, 429]
     assert sum(r.cost for r in rows) <= Decimal("0.05")
     assert rows[-1].error_type == "budget_exceeded"
@@ -70,7 +70,7 @@ def test_concurrent_requests_cannot_overshoot_a_hard_budget(gateway, alice_org):
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
         outcomes = list(pool.map(one, range(12)))
     assert outcomes.count("ok") == 3, outcomes  # 3 worst cases of ~$0.01 fit in $0.04; a 4th does not
-    rows = _rows(12)
+    rows = ledger_rows(12)
     assert sum(r.cost for r in rows) <= Decimal("0.04")
 
 
@@ -113,7 +113,7 @@ def test_spend_made_in_alert_mode_counts_once_the_budget_turns_hard(gateway, ali
     for _ in range(3):
         gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(usage={"completion_tokens": 1000, "total_tokens": 1005}))
         _ask(gateway.openai(), model="gpt-4o", max_tokens=1000)  # ~$0.01 each, over the budget: alert only
-    _rows(3)
+    ledger_rows(3)
     _budget(alice_org, "0.02", mode="hard")
     with pytest.raises(openai.RateLimitError) as exc:
         _ask(gateway.openai())

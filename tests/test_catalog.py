@@ -6,7 +6,7 @@ import openai
 import pytest
 from django.core.exceptions import ValidationError
 
-from ai_proxy.models import CatalogModel
+from catalog.models import CatalogModel
 
 
 @pytest.mark.django_db
@@ -23,7 +23,7 @@ def test_an_enabled_model_needs_prices(catalog):
 @pytest.mark.django_db
 def test_the_admin_refuses_to_save_an_enabled_unpriced_model(catalog, admin_client):
     model = CatalogModel.objects.get(public_id="mock-echo")
-    response = admin_client.get(f"/admin/ai_proxy/catalogmodel/{model.pk}/change/")
+    response = admin_client.get(f"/admin/catalog/catalogmodel/{model.pk}/change/")
     form = response.context["adminform"].form
     data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, (list, tuple))}
     for formset in response.context["inline_admin_formsets"]:
@@ -36,7 +36,7 @@ def test_the_admin_refuses_to_save_an_enabled_unpriced_model(catalog, admin_clie
                     data[f"{inline_form.prefix}-{name}"] = value
     data["input_price_per_mtok"] = ""
     data["enabled"] = "on"
-    response = admin_client.post(f"/admin/ai_proxy/catalogmodel/{model.pk}/change/", data)
+    response = admin_client.post(f"/admin/catalog/catalogmodel/{model.pk}/change/", data)
     assert response.status_code == 200, "the form comes back with an error instead of saving"
     assert "Required while the model is enabled" in response.content.decode()
     model.refresh_from_db()
@@ -55,7 +55,7 @@ def test_a_model_saved_without_prices_is_refused_at_request_time(gateway):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_model_without_enabled_routes_answers_503(gateway):
-    from ai_proxy.models import Route
+    from catalog.models import Route
 
     for route in Route.objects.filter(model__public_id="gpt-4o"):
         route.enabled = False

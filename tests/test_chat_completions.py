@@ -155,7 +155,7 @@ def test_it_rejects_an_unknown_model_with_404(gateway):
 
 
 def test_it_rejects_a_model_the_key_may_not_use_with_403(gateway, alice_org):
-    from ai_proxy.models import CatalogModel
+    from catalog.models import CatalogModel
     from orgs.services import api_key_issue
 
     limited = api_key_issue(organization=alice_org, models=[CatalogModel.objects.get(public_id="mock-echo")])

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from ai_proxy.chat_format import chat_request_max_output, chat_request_validate, chat_stream_include_usage
-from ai_proxy.errors import GatewayError
+from core.errors import GatewayError
 
 TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather",
                                          "parameters": {"type": "object", "properties": {}}}}

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from ai_proxy.models import CatalogModel, ModelAlias, Provider, Route
+from catalog.models import CatalogModel, ModelAlias, Provider, Route
 from orgs.keys import key_hash
 from orgs.models import ApiKey, AuditLog, Organization, VanityDomain
 
@@ -206,7 +206,7 @@ def test_it_creates_and_updates_a_provider(db, monkeypatch):
     assert "gsk-secret-value" not in out
     provider.refresh_from_db()
     assert provider.enabled is False and provider.base_url == "https://api.groq.com/openai/v1"
-    assert [a.action for a in AuditLog.objects.filter(object_type="ai_proxy.Provider").order_by("id")] == [
+    assert [a.action for a in AuditLog.objects.filter(object_type="catalog.Provider").order_by("id")] == [
         "create", "change"]
     assert AuditLog.objects.filter(action="change").get().changes == {"enabled": False}
 

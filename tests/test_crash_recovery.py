@@ -116,7 +116,7 @@ def _stream_in_background(url: str, key: str, **body) -> threading.Event:
 
 
 def _assert_charged_worst_case(row) -> None:
-    from ai_proxy.models import CatalogModel
+    from catalog.models import CatalogModel
     from billing.budget import worst_case_cost
     from billing.pricing import Prices
 
@@ -161,7 +161,7 @@ def test_a_stream_in_flight_at_sigkill_is_charged_its_worst_case_at_the_next_sta
 def test_with_redis_another_process_records_a_crashed_stream_and_frees_its_reservation(serve_env, alice_org):
     from billing import tasks
     from billing.budget import BudgetSlot
-    from gateway_site.shared_state import shared_state
+    from core.shared_state import shared_state
     from orgs.selectors import _context_from_db
 
     set_budget(alice_org, "100")

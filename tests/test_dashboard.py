@@ -18,8 +18,9 @@ from billing.models import Budget, UsageRecord
 from orgs.members import organization_member_add
 from orgs.services import api_key_issue
 from tests.server_helpers import manage, process_env
-from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
 from tests.usage_seed import record_at, seed_traffic
+
+pytestmark = pytest.mark.usefixtures("empty_ledger_buffer")
 
 UTC = timezone.utc
 

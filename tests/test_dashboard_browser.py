@@ -15,11 +15,12 @@ from billing.hourly_rollup import usage_rollup_hours
 from orgs.members import organization_member_add
 from orgs.services import api_key_issue
 from tests.browser_helpers import SCREENSHOTS, chromium_launch, png_distinct_colours
-from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
 from tests.usage_seed import seed_traffic
 
 pytest.importorskip("playwright.sync_api", reason="playwright is in requirements.txt")
 from playwright.sync_api import sync_playwright  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("empty_ledger_buffer")
 
 
 @pytest.fixture

@@ -101,13 +101,13 @@ def test_it_cools_down_a_route_that_keeps_failing(gateway, settings):
 
 
 def test_it_probes_a_cooled_route_again_after_the_cooldown(gateway, settings):
-    from gateway_site.shared_state import shared_state
+    from core.shared_state import shared_state
 
     settings.GATEWAY_COOLDOWN_FAILURES = 1
     route = _backup_route(gateway)
     gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(status=500))
     _ask(gateway)
-    from ai_proxy.models import Route
+    from catalog.models import Route
 
     primary_id = Route.objects.get(model__public_id="gpt-4o", provider__name="openai").pk
     assert shared_state().get_sync(f"route:cool:{primary_id}") == "1"
@@ -122,7 +122,7 @@ def test_it_probes_a_cooled_route_again_after_the_cooldown(gateway, settings):
 
 
 def test_it_spreads_load_by_weight_within_a_priority(gateway):
-    from ai_proxy.models import Route
+    from catalog.models import Route
 
     Route.objects.filter(model__public_id="gpt-4o").update(weight=3)
     add_route("gpt-4o", "openai-heavy", base_url=f"{gateway.fake.url}/v1", upstream_model="gpt-4o-heavy",
@@ -177,7 +177,7 @@ def test_it_fails_over_a_stream_that_opens_with_an_error_event(gateway):
 
 def test_it_keeps_serving_and_metering_while_redis_is_down(gateway, settings):
     from billing.models import UsageRecord
-    from tests.test_proxy_metering import _rows
+    from tests.helpers import ledger_rows
 
     real_redis = settings.REDIS_URL
     _ask(gateway)  # key and catalog now cached in this process
@@ -185,5 +185,5 @@ def test_it_keeps_serving_and_metering_while_redis_is_down(gateway, settings):
     reply = _ask(gateway)
     assert reply.choices[0].message.content == "echo: hello"
     settings.REDIS_URL = real_redis
-    rows = _rows(2)
+    rows = ledger_rows(2)
     assert len(rows) == 2 and UsageRecord.objects.filter(status=200).count() == 2

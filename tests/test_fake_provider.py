@@ -374,7 +374,7 @@ def test_it_works_as_a_context_manager_on_a_free_port():
 
 
 def test_it_points_the_seeded_catalog_at_the_fake(db, fake_provider, monkeypatch):
-    from ai_proxy.catalog import catalog_get_sync
+    from catalog.selectors import catalog_get_sync
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     point_catalog_at(fake_provider.url, monkeypatch)

@@ -16,8 +16,9 @@ from billing.metering import ledger_flush_sync
 from billing.models import DailyUsage, HourlyUsage, RollupDay, RollupHour, UsageRecord
 from billing.services import ledger_retention_apply, usage_rollup_day, utc_today
 from billing.usage_hourly import UsageScope, totals, usage_aggregate
-from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
 from tests.usage_seed import record_at
+
+pytestmark = pytest.mark.usefixtures("empty_ledger_buffer")
 
 UTC = timezone.utc
 

@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from gateway_site.versioned_cache import VersionedCache
+from core.versioned_cache import VersionedCache
 from orgs.keys import SECRET_LENGTH, key_generate, key_hash, key_matches, key_prefix_of
 from orgs.models import ApiKey, AuditLog
 from orgs.selectors import key_context_get_sync

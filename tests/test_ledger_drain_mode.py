@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from billing.metering import FLUSH_SECONDS, LEDGER_KEY
-from gateway_site.shared_state import shared_state
+from core.shared_state import shared_state
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from ai_proxy.errors import ANTHROPIC, GatewayError
+from core.errors import ANTHROPIC, GatewayError
 from ai_proxy.messages_format import messages_count_tokens_validate, messages_request_validate
 
 PNG = "iVBORw0KGgo="

@@ -12,8 +12,8 @@ import openai
 import pytest
 from rest_framework.test import APIClient
 
-from ai_proxy.models import CatalogModel
-from ai_proxy.seed import MODELS
+from catalog.models import CatalogModel
+from catalog.seed import MODELS
 from orgs.services import api_key_issue
 
 SEED = {spec["public_id"]: spec for spec in MODELS}

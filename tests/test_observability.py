@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway_site.client_ip import networks_parse
+from core.client_ip import networks_parse
 from gateway_site.log_format import JsonFormatter
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -145,9 +145,9 @@ def test_one_json_log_line_per_request_without_the_key_or_the_prompt(gateway, al
 
 
 def test_health_reports_celery_beat_and_routes_in_cool_down(catalog):
-    from ai_proxy.models import Route
+    from catalog.models import Route
     from ai_proxy.tasks import beat_heartbeat
-    from gateway_site.shared_state import shared_state
+    from core.shared_state import shared_state
 
     client = Client()
     body = client.get("/api/ai/health").json()

@@ -24,7 +24,7 @@ from tests.fake_provider import (
     openai_usage,
 )
 from tests.proxy_helpers import add_route, set_route
-from tests.test_proxy_metering import _rows
+from tests.helpers import ledger_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +34,7 @@ WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5
 
 
 def _set_web_search_price(model_id: str, price: D | None) -> None:
-    from ai_proxy.models import CatalogModel
+    from catalog.models import CatalogModel
 
     model = CatalogModel.objects.get(public_id=model_id)
     model.web_search_price_per_1k = price
@@ -52,7 +52,7 @@ def test_a_beta_the_route_does_not_allow_is_refused_before_any_provider_call(gat
     assert f"anthropic-beta:{LONG_CONTEXT}" in body["error"]["message"]
     assert "allowed options" in body["error"]["message"] and body["detail"] == body["error"]["message"]
     assert gateway.fake.requests_to(ANTHROPIC_MESSAGES) == []
-    row = _rows(1)[0]
+    row = ledger_rows(1)[0]
     assert row.status == 400 and row.error_type == "option_not_allowed"
 
 
@@ -129,7 +129,7 @@ def test_a_route_that_does_not_allow_an_option_is_skipped_for_one_that_does(gate
     gateway.openai().chat.completions.create(model="gpt-4o", messages=HELLO, service_tier="priority")
     sent = gateway.fake.requests_to(OPENAI_CHAT)
     assert [r.json["model"] for r in sent] == ["gpt-4o-priority"]
-    assert _rows(1)[0].provider == "openai-priority"
+    assert ledger_rows(1)[0].provider == "openai-priority"
 
 
 # --- server tools --------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def test_web_search_is_refused_unless_allowed(gateway):
 
 
 def test_web_search_without_a_price_cannot_be_allowed(gateway):
-    from ai_proxy.models import Route
+    from catalog.models import Route
 
     route = Route.objects.get(model__public_id="claude-3-haiku")
     route.allowed_options = "server_tool:web_search"
@@ -169,7 +169,7 @@ def test_allowed_web_searches_are_billed_per_search(gateway):
     # 100 x $0.25/M + 20 x $1.25/M + 3 searches x $10/1,000
     expected = D("0.000025") + D("0.000025") + D("0.03")
     assert D(raw.headers["x-gateway-cost-usd"]) == expected
-    row = _rows(1)[0]
+    row = ledger_rows(1)[0]
     assert row.status == 200 and row.cost == expected
 
 
@@ -193,7 +193,7 @@ def test_streamed_web_searches_are_billed_from_the_final_usage(gateway):
     with gateway.anthropic().messages.stream(model="claude-3-haiku", max_tokens=10, messages=HELLO,
                                              tools=[WEB_SEARCH]) as stream:
         assert stream.get_final_message().content[0].text == "ok"
-    row = _rows(1)[0]
+    row = ledger_rows(1)[0]
     assert row.cost == D("0.000025") + D("0.000025") + D("0.02")
 
 
@@ -223,7 +223,7 @@ def test_openai_web_search_options_are_refused_or_billed_one_search_per_request(
     # 1,000 x $2.50/M + 100 x $10/M + one search at $25/1,000
     expected = D("0.0025") + D("0.001") + D("0.025")
     assert D(raw.headers["x-gateway-cost-usd"]) == expected
-    assert _rows(2)[-1].cost == expected
+    assert ledger_rows(2)[-1].cost == expected
 
 
 # --- other Anthropic price options ----------------------------------------------------------
@@ -244,7 +244,7 @@ def test_other_anthropic_price_options_need_the_route(gateway, extra, option):
 
 
 def test_the_admin_refuses_unknown_option_names(catalog):
-    from ai_proxy.models import Route
+    from catalog.models import Route
 
     route = Route.objects.get(model__public_id="gpt-4o")
     route.allowed_options = "service_tier:priority, turbo-mode"

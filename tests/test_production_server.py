@@ -8,21 +8,11 @@ import threading
 
 import httpx
 import pytest
-from django.conf import settings
 
-from tests.fake_fixtures import point_catalog_at
 from tests.fake_provider import OPENAI_CHAT, FakeResponse
-from tests.server_helpers import ledger_rows_wait, process_env, process_stop, serve_start
+from tests.server_helpers import ledger_rows_wait
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def served(fake_provider, monkeypatch, alice_key):
-    point_catalog_at(fake_provider.url, monkeypatch)
-    url, proc = serve_start(process_env(REDIS_URL=settings.REDIS_URL))
-    yield url, proc, alice_key, fake_provider
-    process_stop(proc)
 
 
 def test_a_graceful_shutdown_finishes_the_stream_and_records_it(served):

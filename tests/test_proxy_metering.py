@@ -10,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from tests.helpers import ledger_rows
 from tests.fake_provider import (
     ANTHROPIC_MESSAGES,
     OPENAI_CHAT,
@@ -19,22 +20,6 @@ from tests.fake_provider import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _rows(count: int, timeout: float = 10.0):
-    """The ledger once `count` rows are in (metering runs just after the response)."""
-    from billing.metering import ledger_flush_sync
-    from billing.models import UsageRecord
-
-    from tests.conftest import TEST_CLOCK
-
-    deadline = time.monotonic() + timeout
-    while True:
-        ledger_flush_sync()
-        rows = list(UsageRecord.objects.filter(created_at__gte=TEST_CLOCK["started_at"]).order_by("created_at", "id"))
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
 
 
 def _cost(prompt: int, completion: int, cache_read: int, cache_write: int, prices: tuple[str, str, str, str]):
@@ -49,7 +34,7 @@ def test_it_meters_a_completion_with_the_providers_tokens_and_exact_cost(gateway
         usage=anthropic_usage(1000, 500, cache_read=2000, cache_write=300))))
     raw = gateway.openai().chat.completions.with_raw_response.create(
         model="claude-3-5-sonnet", messages=[{"role": "user", "content": "hello"}])
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert (row.prompt_tokens, row.completion_tokens, row.cache_read_tokens, row.cache_write_tokens) == (
         3300, 500, 2000, 300)
     expected = _cost(3300, 500, 2000, 300, ("3", "15", "0.30", "3.75"))
@@ -67,7 +52,7 @@ def test_it_meters_a_stream_from_the_final_usage(gateway):
     chunks = list(gateway.openai().chat.completions.create(
         model="gpt-4o", messages=[{"role": "user", "content": "one two three"}], stream=True))
     assert chunks
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.streamed and row.status == 200
     assert (row.prompt_tokens, row.completion_tokens) == (6, 4)  # the fake's own counts
     assert row.cost == _cost(6, 4, 0, 0, ("2.50", "10", "1.25", "2.50")) > 0
@@ -91,7 +76,7 @@ def test_it_leaves_a_row_for_every_failure(gateway, case, status, error_type):
     with pytest.raises(openai.APIStatusError) as exc:
         client.chat.completions.create(**kwargs)
     assert exc.value.status_code == status
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.status == status and row.cost == Decimal(0)
     assert row.error_type == error_type
     assert row.request_id == exc.value.request_id
@@ -123,7 +108,7 @@ def test_it_meters_a_client_that_disconnects_mid_stream(gateway, path, model, bo
                          FakeResponse(text=words, event_delay=0.05))
     _disconnect_midway(gateway.url, gateway.key, path, {
         "model": model, "stream": True, "messages": [{"role": "user", "content": "count for me"}], **body_extra})
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.client_disconnected is True and row.streamed is True
     assert row.status == 499 and row.error_type == "client_disconnected", "as the README says"
     assert row.prompt_tokens > 0 and row.completion_tokens > 0, "never a zero-token row"
@@ -137,7 +122,7 @@ def test_it_meters_the_same_tokens_in_both_formats(gateway):
     gateway.anthropic().messages.create(model="claude-3-haiku", messages=messages, max_tokens=100)
     gateway.openai().chat.completions.create(model="gpt-4o", messages=messages, max_tokens=100)
     gateway.anthropic().messages.create(model="gpt-4o", messages=messages, max_tokens=100)
-    rows = _rows(4)
+    rows = ledger_rows(4)
     assert [r.endpoint for r in rows] == ["openai", "anthropic", "openai", "anthropic"]
     for first, second in (rows[0:2], rows[2:4]):
         assert (first.prompt_tokens, first.completion_tokens) == (second.prompt_tokens, second.completion_tokens)
@@ -150,7 +135,7 @@ def test_it_stores_content_only_when_the_org_turns_it_on(gateway, alice_org):
     gateway.openai().chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "remember me"}])
     list(gateway.openai().chat.completions.create(model="gpt-4o", stream=True,
                                                   messages=[{"role": "user", "content": "stream me"}]))
-    rows = _rows(2)
+    rows = ledger_rows(2)
     assert "remember me" in rows[0].prompt_text and rows[0].completion_text == "echo: remember me"
     assert rows[1].completion_text == "echo: stream me"
 
@@ -166,7 +151,7 @@ def test_concurrent_requests_are_all_recorded(gateway):
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         ids = set(pool.map(one, range(40)))
-    rows = _rows(40)
+    rows = ledger_rows(40)
     assert {r.request_id for r in rows} == ids and len(rows) == 40
 
 
@@ -175,7 +160,7 @@ def test_it_meters_a_client_that_gives_up_before_the_response(gateway):
     with pytest.raises(openai.APITimeoutError):
         gateway.openai(timeout=0.5).chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "slow one"}])
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.client_disconnected is True and row.status == 499
     assert row.prompt_tokens > 0 and row.tokens_estimated is True and row.cost > 0
 
@@ -187,7 +172,7 @@ def test_a_nul_byte_in_a_request_costs_no_ledger_rows(gateway):
     assert response.status_code == 404
     for _ in range(3):
         gateway.openai().chat.completions.create(model="mock-echo", messages=[{"role": "user", "content": "b"}])
-    rows = _rows(4)
+    rows = ledger_rows(4)
     assert len(rows) == 4
     assert rows[0].requested_model == "xy"
 
@@ -208,7 +193,7 @@ def test_a_row_the_database_refuses_is_set_aside_not_blocking_the_rest(gateway):
         provider="mock", upstream_model="mock-echo", route_id=None, streamed=False, status=200, error_type="",
         prompt_tokens=2**40)
     metering.usage_record_sync(event)
-    rows = _rows(2)
+    rows = ledger_rows(2)
     assert len(rows) == 2 and all(r.request_id != "req_too_big" for r in rows)
     from billing.metering import ledger_flush_sync
     from billing.models import UsageRecord
@@ -271,6 +256,6 @@ def test_it_meters_a_stream_whose_client_left_before_the_first_chunk(gateway):
         await upstream_close()
 
     asyncio.run(drive())
-    [row] = _rows(1)
+    [row] = ledger_rows(1)
     assert row.client_disconnected is True and row.status == 499 and row.streamed is True
     assert row.tokens_estimated is True and row.prompt_tokens > 0

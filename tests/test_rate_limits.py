@@ -71,7 +71,7 @@ def test_it_refuses_requests_over_the_keys_tpm_once_tokens_are_used(gateway, ali
     from ai_proxy.tokens import IMAGE_TOKENS_MAX, tokens_upper_bound
     from billing.ratelimit import rate_limit_key
     from billing.scopes import Scope
-    from gateway_site.shared_state import shared_state
+    from core.shared_state import shared_state
     from orgs.models import ApiKey
 
     words = "one two three four five six seven eight"
@@ -104,13 +104,13 @@ def test_a_prompt_larger_than_the_tpm_is_refused_outright(gateway, alice_org):
 
 
 def test_a_rate_limited_request_leaves_a_ledger_row(gateway, alice_org):
-    from tests.test_proxy_metering import _rows
+    from tests.helpers import ledger_rows
 
     client = gateway.openai(api_key=_limited_key(alice_org, rpm_limit=1))
     _ask(client)
     with pytest.raises(openai.RateLimitError):
         _ask(client)
-    rows = _rows(2)
+    rows = ledger_rows(2)
     assert [r.status for r in rows] == [200, 429]
     assert rows[1].error_type == "rate_limit_exceeded" and rows[1].cost == 0
 
@@ -137,11 +137,11 @@ def test_count_tokens_counts_against_the_keys_rpm(gateway, alice_org):
 def test_count_tokens_leaves_a_zero_cost_ledger_row(gateway):
     from decimal import Decimal
 
-    from tests.test_proxy_metering import _rows
+    from tests.helpers import ledger_rows
 
     native = _count(gateway.anthropic())
     estimate = _count(gateway.anthropic(), model="gpt-4o")
-    rows = _rows(2)
+    rows = ledger_rows(2)
     assert [r.request_id for r in rows] == [native.headers["request-id"], estimate.headers["request-id"]]
     for row in rows:
         assert row.endpoint == "count_tokens" and row.status == 200

@@ -11,7 +11,7 @@ from openai.lib.streaming._deltas import accumulate_delta
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ai_proxy.chat_format import chat_request_validate
-from ai_proxy.errors import GatewayError
+from core.errors import GatewayError
 from ai_proxy.translate_to_anthropic import (
     AnthropicStreamToChat,
     anthropic_to_chat_response,

@@ -16,7 +16,7 @@ from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message, RawMessageStreamEvent
 from pydantic import TypeAdapter
 
-from ai_proxy.errors import GatewayError
+from core.errors import GatewayError
 from ai_proxy.messages_format import messages_request_validate
 from ai_proxy.translate_to_openai import ChatStreamToAnthropic, anthropic_to_chat_request, chat_to_anthropic_response
 

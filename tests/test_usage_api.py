@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from decimal import Decimal as D
 
@@ -14,15 +13,9 @@ from billing.models import UsageRecord
 from billing.services import usage_rollup_day, utc_today
 from orgs.models import ApiKey
 from orgs.services import api_key_issue
-from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
-from tests.test_billing_rollup import record
+from tests.helpers import get_usage, record, stop_background_flushers
 
-
-def get_usage(key, **params):
-    response = APIClient().get("/api/ai/usage", params, HTTP_AUTHORIZATION=f"Bearer {key}")
-    # Decimal parsing: a float would hide exactly the rounding this endpoint promises not to do.
-    body = json.loads(response.content, parse_float=D) if response.content else None
-    return response, body
+pytestmark = pytest.mark.usefixtures("empty_ledger_buffer")
 
 
 def ledger_cost(org, from_date, to_date):
@@ -187,8 +180,6 @@ def test_it_answers_a_json_503_when_the_database_is_down(alice_key, gateway_url,
 @pytest.mark.django_db(transaction=True)
 def test_it_writes_at_most_one_batch_of_a_backlog_before_answering(alice_org, alice_key):
     from billing import metering
-    from tests.test_billing_metering import stop_background_flushers
-    from tests.test_billing_rollup import record
 
     stop_background_flushers()  # only this request may drain: the backlog is what it would face
     for _ in range(3_000):

@@ -19,14 +19,15 @@ from billing.histograms import LATENCY_FIELDS, TTFT_FIELDS, bucket_ranges
 from billing.hourly_rollup import usage_rollup_hours
 from billing.metering import ledger_flush_sync
 from billing.models import HourlyUsageDay, HourlyUsageOrgDay, RollupHour, UsageRecord
-from billing.periods import zone
+from core.time_zones import zone
 from billing.usage_hourly import UsageScope, hour_ceil, usage_aggregate
 from dashboard.params import view_parse
 from orgs.members import staff_token_issue
 from orgs.models import Organization
 from orgs.services import api_key_issue
-from tests.test_billing_metering import _empty_ledger_buffer  # noqa: F401
 from tests.usage_seed import record_at
+
+pytestmark = pytest.mark.usefixtures("empty_ledger_buffer")
 
 UTC = timezone.utc
 SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cost",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from billing.metering import ledger_flush_sync, usage_record_sync
-from tests.test_billing_metering import usage_event
+from tests.helpers import usage_event
 
 
 def record_at(org, when: datetime, **fields):

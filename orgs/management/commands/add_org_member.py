@@ -4,7 +4,7 @@ import os
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.periods import zone
+from core.time_zones import zone
 from orgs.members import organization_member_add
 from orgs.models import Organization
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from ai_proxy.models import CatalogModel
+from catalog.models import CatalogModel
 from orgs.models import ApiKey, Organization
 from orgs.services import api_key_issue
 

@@ -1,10 +1,12 @@
+"""create_org lives in billing because --monthly-budget creates a budget, which is billing's."""
+
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from billing.services import organization_with_budget_create
 from orgs.models import Organization
-from orgs.services import organization_create
 
 
 def _usd(value: str) -> Decimal:
@@ -40,7 +42,7 @@ class Command(BaseCommand):
             raise CommandError(f"Organization {opts['slug']} already exists.")
         budget = _usd(opts["monthly_budget"]) if opts["monthly_budget"] else None
         try:
-            org = organization_create(
+            org = organization_with_budget_create(
                 slug=opts["slug"], name=opts["name"], domains=opts["domain"], monthly_budget_usd=budget,
                 rpm_limit=_per_minute("rpm", opts["rpm"]), tpm_limit=_per_minute("tpm", opts["tpm"]), actor="cli",
             )

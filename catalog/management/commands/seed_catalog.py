@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from ai_proxy.seed import catalog_seed
+from catalog.seed import catalog_seed
 
 
 class Command(BaseCommand):

@@ -3,8 +3,8 @@
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from .catalog import catalog_cache
 from .models import CatalogModel, ModelAlias, Provider, Route
+from .selectors import catalog_cache
 
 
 @receiver([post_save, post_delete], sender=Provider)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -17,7 +18,6 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_default_handler
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +49,54 @@ _ANTHROPIC_TYPES = {
 }
 
 
+class ErrorCode(StrEnum):
+    """Every `code` the gateway puts in an error body. The values are the wire strings clients
+    match on (WIRE.md): rename a member freely, never a value."""
+
+    # authentication and the request's edge
+    MISSING_API_KEY = "missing_api_key"
+    INVALID_API_KEY = "invalid_api_key"
+    INVALID_HOST = "invalid_host"
+    INVALID_CONTENT_TYPE = "invalid_content_type"
+    INVALID_JSON = "invalid_json"
+    REQUEST_TOO_LARGE = "request_too_large"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    # body validation (OpenAI's and Anthropic's own codes)
+    INVALID_VALUE = "invalid_value"
+    INVALID_TYPE = "invalid_type"
+    INVALID_REQUEST_ERROR = "invalid_request_error"
+    INVALID_REQUEST_BODY = "invalid_request_body"
+    MISSING_REQUIRED_PARAMETER = "missing_required_parameter"
+    UNSUPPORTED_PARAMETER = "unsupported_parameter"
+    UNSUPPORTED_VALUE = "unsupported_value"
+    UNSUPPORTED_HEADER = "unsupported_header"
+    OPTION_NOT_ALLOWED = "option_not_allowed"
+    # the model and its routes
+    MODEL_NOT_FOUND = "model_not_found"
+    MODEL_NOT_ALLOWED = "model_not_allowed"
+    MODEL_NOT_PRICED = "model_not_priced"
+    NO_ROUTE_AVAILABLE = "no_route_available"
+    PROVIDER_NOT_CONFIGURED = "provider_not_configured"
+    # admission
+    RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    BUDGET_UNAVAILABLE = "budget_unavailable"
+    # the provider and the gateway's own state
+    UPSTREAM_INVALID_REQUEST = "upstream_invalid_request"
+    UPSTREAM_RATE_LIMITED = "upstream_rate_limited"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_ERROR = "upstream_error"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+
+
 class GatewayError(Exception):
     def __init__(
         self,
         status: int,
         message: str,
         *,
-        code: str | None = None,
+        code: ErrorCode | str | None = None,  # str: DRF's own codes (not_found, parse_error, ...) passed on
         param: str | None = None,
         error_type: str | None = None,
         anthropic_error_type: str | None = None,
@@ -132,11 +173,16 @@ def error_response(exc: GatewayError, fmt: str, request_id: str) -> HttpResponse
 def drf_exception_handler(exc: Exception, context: dict) -> Any:
     """DRF errors (auth, validation, 404) in the OpenAI body, plus `detail`; a database that
     cannot be reached is a 503 in the same body (as /health says), never Django's HTML 500."""
+    # Imported here: rest_framework.views loads the authentication classes, which raise these errors.
+    from rest_framework.views import exception_handler as drf_default_handler
+
     request = context.get("request")
     request_id = getattr(request, "gateway_request_id", None) or new_request_id()
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable request_id=%s: %s", request_id, type(exc).__name__)
-        err = GatewayError(503, "The gateway's database is unavailable; retry shortly.", code="database_unavailable")
+        err = GatewayError(
+            503, "The gateway's database is unavailable; retry shortly.", code=ErrorCode.DATABASE_UNAVAILABLE
+        )
         return Response(err.body(OPENAI, request_id), status=503, headers=request_id_headers(request_id))
     response = drf_default_handler(exc, context)
     if response is None:
@@ -146,14 +192,14 @@ def drf_exception_handler(exc: Exception, context: dict) -> Any:
         message, code, param = gateway_error.message, gateway_error.code, gateway_error.param
     elif isinstance(exc, drf_exceptions.ValidationError):
         param, message = _first_validation_error(exc.detail)
-        code = "invalid_value"
+        code = ErrorCode.INVALID_VALUE
     else:
         detail = getattr(exc, "detail", str(exc))
         message = str(detail)
         code = getattr(detail, "code", None)
         param = None
         if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
-            code = "invalid_api_key"
+            code = ErrorCode.INVALID_API_KEY
             response.status_code = 401
     err = GatewayError(response.status_code, message, code=code, param=param)
     response.data = err.body(OPENAI, request_id)

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-logger = logging.getLogger("gateway_site.outages")
+logger = logging.getLogger("core.outages")
 _registered: list["Outage"] = []
 
 

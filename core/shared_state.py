@@ -1,5 +1,5 @@
 """State every gateway instance must share: route cool-downs, rate-limit windows, budget
-reservations. (Cache versions live in the database: gateway_site.versioned_cache.)
+reservations. (Cache versions live in the database: core.versioned_cache.)
 
 With REDIS_URL set it lives in Redis; otherwise in this process's memory (the embedded default
 runs one process, so that is still the whole truth). The request path uses the async methods;

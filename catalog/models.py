@@ -8,6 +8,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from .route_options import allowed_options_problems
+
 PRICE_FIELD = dict(
     max_digits=12, decimal_places=6, null=True, blank=True, validators=[MinValueValidator(Decimal("0"))]
 )
@@ -41,6 +43,7 @@ class Provider(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "ai_proxy_provider"  # moved from ai_proxy (catalog 0001): the table kept its name
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -95,6 +98,7 @@ class CatalogModel(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "ai_proxy_catalogmodel"
         ordering = ["public_id"]
         verbose_name = "catalog model"
 
@@ -124,6 +128,7 @@ class ModelAlias(models.Model):
     alias = models.CharField(max_length=100, unique=True)
 
     class Meta:
+        db_table = "ai_proxy_modelalias"
         ordering = ["alias"]
         verbose_name_plural = "model aliases"
 
@@ -149,7 +154,7 @@ class Route(models.Model):
         "(otherwise the request is refused with a 400 naming them).",
     )
     # Client options that change what the provider charges are refused unless listed here
-    # (see ai_proxy.priced_options for the names and what each costs).
+    # (see catalog.route_options for the names, ai_proxy.priced_options for what each costs).
     allowed_options = models.TextField(
         blank=True,
         help_text="Price-changing client options this route accepts, separated by spaces, commas or new lines: "
@@ -160,6 +165,7 @@ class Route(models.Model):
     )
 
     class Meta:
+        db_table = "ai_proxy_route"
         ordering = ["model", "priority", "-weight", "id"]
         constraints = [
             models.UniqueConstraint(fields=["model", "provider", "upstream_model"], name="route_unique_per_provider")
@@ -169,8 +175,6 @@ class Route(models.Model):
         return f"{self.model.public_id} → {self.provider.name}:{self.upstream_model}"
 
     def clean(self) -> None:
-        from .priced_options import allowed_options_problems  # the vocabulary lives with the checks
-
         problems = allowed_options_problems(
             self.allowed_options,
             provider_kind=self.provider.kind if self.provider_id else None,

@@ -1,6 +1,6 @@
 """In-process caches that every process and instance drops within a second of a change anywhere.
 
-Each cache has a version in the database (orgs.CacheVersion): the one store that every process of
+Each cache has a version in the database (core.CacheVersion): the one store that every process of
 every deployment shares, the embedded default included, where a `manage.py revoke_key` in another
 process must reach the running server too. Writers replace it with a new random token after
 their transaction commits (see the apps' signals); readers re-read it at most once every
@@ -54,12 +54,12 @@ class VersionedCache:
         self._checked_at = time.monotonic()
 
     def _read_version(self) -> str | None:
-        from orgs.models import CacheVersion  # an app's model: imported late, this module sits below the apps
+        from .models import CacheVersion  # imported late: apps import this module before the registry is ready
 
         return CacheVersion.objects.filter(name=self.name).values_list("token", flat=True).first()
 
     def _write_version(self) -> None:
-        from orgs.models import CacheVersion
+        from .models import CacheVersion
 
         # One upsert: concurrent writers each leave a token nobody has cached yet.
         CacheVersion.objects.bulk_create(

@@ -1,6 +1,6 @@
 """The operator console for the catalog: providers, models (prices editable), aliases and routes.
 
-Every save and delete here leaves an audit row (orgs.admin.AuditedModelAdmin), and the catalog
+Every save and delete here leaves an audit row (core.audited_admin.AuditedModelAdmin), and the catalog
 signals drop every instance's cached snapshot once it commits.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from orgs.admin import AuditedModelAdmin
+from core.audited_admin import AuditedModelAdmin
 
 from .models import CatalogModel, ModelAlias, Provider, Route
 

@@ -2,8 +2,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from ai_proxy.models import Provider
-from orgs.services import audit_record
+from catalog.models import Provider
+from core.audit import audit_record
 
 
 class Command(BaseCommand):

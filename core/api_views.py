@@ -6,7 +6,7 @@ from django.db import close_old_connections, connection
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework.views import APIView
 
-from ai_proxy.errors import new_request_id, request_id_headers
+from core.errors import new_request_id, request_id_headers
 
 
 class ApiView(APIView):
@@ -38,7 +38,7 @@ class ApiView(APIView):
 
 
 def error_doc(description: str) -> OpenApiResponse:
-    """An error answer of a DRF view in the OpenAPI document: the OpenAI error body (ai_proxy.errors),
+    """An error answer of a DRF view in the OpenAPI document: the OpenAI error body (core.errors),
     whose component the document's post-processing hook (ai_proxy.openapi) adds."""
     return OpenApiResponse(response={"$ref": "#/components/schemas/OpenAIError"}, description=description)
 

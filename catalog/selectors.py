@@ -1,5 +1,5 @@
 """The model catalog as the request path sees it: an immutable snapshot, cached per process and
-dropped everywhere within a second of any catalog change (see gateway_site.versioned_cache)."""
+dropped everywhere within a second of any catalog change (see core.versioned_cache)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from gateway_site.versioned_cache import VersionedCache
+from core.versioned_cache import VersionedCache
 
 from .models import CatalogModel, Provider
-from .priced_options import allowed_options_parse
+from .route_options import allowed_options_parse
 
 catalog_cache = VersionedCache("catalog")
 
