@@ -33,6 +33,8 @@ from typing import Any, Iterable
 from catalog.route_options import WEB_SEARCH_OPTIONS
 from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError
 
+from .providers import ADAPTERS
+
 # Versions of the Messages API the gateway's parsing and metering understand.
 ANTHROPIC_VERSIONS = ("2026-10-21", "2023-06-01", "2023-01-01")
 # Betas whose charges the ledger already prices exactly (cache read and write tokens).
@@ -142,10 +144,15 @@ def _one_hour_cache_path(body: dict) -> str | None:
     return None
 
 
+def _dialect(kind: str) -> str | None:
+    """The wire dialect of a provider kind (None for a kind with no adapter)."""
+    adapter = ADAPTERS.get(kind)
+    return adapter.dialect if adapter is not None else None
+
+
 def _refusal(option: PricedOption, route, model) -> str | None:
     """Why `route` cannot take `option`, or None when it can (or the option never reaches it)."""
-    dialect = ANTHROPIC if route.provider.kind == "anthropic" else OPENAI
-    if dialect != option.dialect:
+    if _dialect(route.provider.kind) != option.dialect:
         if option.foreign_refused:
             return f"its provider ({route.provider.name}) does not speak the Anthropic format"
         return None  # translation drops it or refuses it by its own rules; the price is unchanged
@@ -184,6 +191,6 @@ def routes_allowing(options: tuple[PricedOption, ...], routes: list, model) -> l
 
 def web_searches_billed(body: dict, route, client_format: str) -> int:
     """Searches the provider bills that its usage does not report: OpenAI-format search runs one per request."""
-    if client_format == OPENAI and route is not None and route.provider.kind != "anthropic":
+    if client_format == OPENAI and route is not None and _dialect(route.provider.kind) == OPENAI:
         return 1 if body.get("web_search_options") is not None else 0
     return 0

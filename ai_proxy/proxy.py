@@ -1,10 +1,11 @@
-"""The request path for both chat endpoints: authenticate, parse, validate, resolve, route,
-forward (translating when the route's provider speaks the other format), stream back, meter.
+"""The request path every proxied operation shares: authenticate, parse, validate, resolve, admit,
+forward (through the route's provider adapter, translated by (operation body format, provider
+dialect)), stream back, meter.
 
-Client format is the endpoint's (`openai` for /chat/completions, `anthropic` for /messages);
-the upstream dialect is the route provider's (`mock` speaks OpenAI's). Failover happens only
-before the first byte reaches the client; after that, failures end the stream with an error
-event in the client's format.
+What differs per endpoint is its Operation (ai_proxy.operations); per provider kind, its adapter
+(ai_proxy.providers); per format pair, its Translation (ai_proxy.translations). Nothing here
+branches on any of them by name. Failover happens only before the first byte reaches the client;
+after that, failures end the stream with an error event in the client's format.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from functools import partial
+from typing import TYPE_CHECKING
 
 import httpx
 import orjson
@@ -25,27 +24,29 @@ from django.utils import timezone
 from billing.admission import Admission, admit
 from billing.budget import BudgetUnavailable, OverBudget, worst_case_cost
 from billing.pricing import prices_from_model
-from billing.ratelimit import RateLimited, RateLimitStatus
+from billing.ratelimit import RateLimited
 from catalog.selectors import ModelEntry, RouteEntry, catalog_get
 from core.client_ip import client_ip
-from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id, request_id_headers
+from core.errors import ANTHROPIC, ErrorCode, GatewayError, error_response, new_request_id, request_id_headers
 from core.metrics import route_failover_count
 from core.request_body import request_json_body
 from orgs.authentication import key_authenticate
 from orgs.selectors import KeyContext, presented_key
 
-from .chat_format import chat_request_max_output, chat_request_validate
-from .messages_format import messages_request_validate
+from .call import ProxyCall
 from .metering import call_cost, call_inflight_begin, call_lost_row, call_meter
 from .priced_options import priced_options_requested, routes_allowing
+from .providers import ADAPTERS
+from .providers.base import ProviderAdapter, UnsupportedOperation
 from .routing import route_failed, route_succeeded, routes_for
 from .sse import SSEDecoder, SSEEvent
-from .streams import ChatFromAnthropic, ChatPassThrough, Framer, MessagesFromChat, MessagesPassThrough
-from .tokens import image_tokens_max, tokens_for_chars, tokens_for_request, tokens_for_text, tokens_upper_bound
-from .translate_to_anthropic import anthropic_to_chat_response, chat_to_anthropic_request
-from .translate_to_openai import anthropic_to_chat_request, chat_to_anthropic_response
+from .tokens import image_tokens_max, tokens_for_chars, tokens_for_text
+from .translations import Framer, TranslationMissing, translation_for
 from .upstream import provider_error_message, upstream_send
-from .usage import usage_from_anthropic, usage_from_openai
+
+if TYPE_CHECKING:
+    from .operations import Operation
+    from .translations import Translation
 
 logger = logging.getLogger(__name__)
 
@@ -56,52 +57,8 @@ _RETRYABLE = {401, 403, 404, 408, 409, 429}
 _GATEWAY_FAULT = {401, 403, 404}
 
 
-@dataclass
-class ProxyCall:
-    """One request's facts as they become known; metering reads it at the end."""
-
-    request_id: str
-    client_format: str
-    started_at: datetime
-    t0: float
-    client_ip: str | None
-    key: KeyContext | None = None
-    requested_model: str = ""
-    model: ModelEntry | None = None
-    route: RouteEntry | None = None
-    streamed: bool = False
-    status: int = 0
-    error_type: str = ""
-    usage: dict | None = None
-    tokens_estimated: bool = False
-    ttft_ms: int | None = None
-    client_disconnected: bool = False
-    body: dict = field(default_factory=dict)
-    completion_text: str | None = None
-    rate_limits: RateLimitStatus | None = None
-    admission: Admission | None = None  # its rate limits and budgets (billing.admission)
-    worst_case: Decimal = Decimal(0)  # the most it can cost (see _worst_case)
-    worst_tokens: tuple[int, int] = (0, 0)  # the prompt and output token bounds behind it
-    in_flight: str = ""  # where it is registered in flight (billing.inflight)
-    metered: bool = False
-    relay_started: bool = False
-    endpoint: str = ""  # the ledger's endpoint when it is not the client format (count_tokens)
-
-    def elapsed_ms(self) -> int:
-        return int((time.perf_counter() - self.t0) * 1000)
-
-
 def _client_ip(request: HttpRequest) -> str | None:
     return client_ip(request.META)  # X-Forwarded-For only from GATEWAY_TRUSTED_PROXIES
-
-
-def _dialect(route: RouteEntry) -> str:
-    return ANTHROPIC if route.provider.kind == "anthropic" else OPENAI
-
-
-def _json_mode(body: dict) -> bool:
-    fmt = body.get("response_format")
-    return isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object")
 
 
 async def request_authenticate(request: HttpRequest) -> KeyContext:
@@ -126,7 +83,15 @@ async def _resolve(call: ProxyCall) -> ModelEntry:
             code=ErrorCode.MODEL_NOT_ALLOWED,
             param="model",
         )
-    if not model.is_priced:
+    if model.model_type != call.operation.model_type:
+        raise GatewayError(
+            400,
+            f"The model `{model.public_id}` is a {model.model_type} model; this endpoint serves "
+            f"{call.operation.model_type} models.",
+            code=ErrorCode.MODEL_WRONG_TYPE,
+            param="model",
+        )
+    if call.operation.billed and not model.is_priced:
         raise GatewayError(
             503,
             f"The model `{model.public_id}` has no price configured, so it cannot be metered; "
@@ -136,9 +101,10 @@ async def _resolve(call: ProxyCall) -> ModelEntry:
     return model
 
 
-async def _admit(call: ProxyCall, *, budgets: bool = True) -> Admission:
+async def _admit(call: ProxyCall) -> Admission:
     """Admit the call against every rate limit and budget (billing.admission), or raise the
-    GatewayError the client sees. `budgets=False`: a free call (count_tokens), limits only."""
+    GatewayError the client sees. An unbilled operation (count_tokens): rate limits only."""
+    budgets = call.operation.billed
     try:
         call.admission = await admit(
             call.key, started_at=call.started_at,
@@ -182,30 +148,19 @@ async def _admit(call: ProxyCall, *, budgets: bool = True) -> Admission:
 def _prompt_tokens_bound(call: ProxyCall) -> int:
     """The most input tokens the request can cost on any of its model's routes (admission only)."""
     model = call.model
-    return tokens_upper_bound(
+    return call.operation.input_tokens_bound(
         call.body,
         image_tokens=image_tokens_max(route.upstream_model for route in model.routes),
         unbounded_tokens=model.context_window,
     )
 
 
-def _max_output_sent(call: ProxyCall) -> tuple[int, int]:
-    """(max output tokens, choices) exactly as the upstream will be asked for them. The body is
-    validated for its own format: an Anthropic body's `max_tokens` is required, and OpenAI's
-    `n` / `max_completion_tokens` mean nothing there (never sent on, whatever they hold)."""
-    body = call.body
-    if call.client_format == ANTHROPIC:
-        return body["max_tokens"], 1
-    # Absent, the translation to Anthropic sends the model's max output, and an OpenAI
-    # upstream may generate up to it.
-    return chat_request_max_output(body) or call.model.max_output_tokens, body.get("n") or 1
-
-
 def _worst_case(call: ProxyCall) -> None:
     """The most this request can cost: reserved against a hard budget, and charged if the request
     is lost in flight. The one place it is computed: an upper bound on the prompt (byte length,
-    images at their maximum) and the output exactly as the upstream will be asked for it."""
-    max_output, choices = _max_output_sent(call)
+    images at their maximum) and the output exactly as the upstream will be asked for it
+    (`Operation.max_output`: the body is read for its own format only)."""
+    max_output, choices = call.operation.max_output(call.body, call.model)
     prompt_tokens = _prompt_tokens_bound(call)
     call.worst_case = worst_case_cost(
         prices=prices_from_model(call.model), prompt_tokens=prompt_tokens, max_output_tokens=max_output,
@@ -214,59 +169,8 @@ def _worst_case(call: ProxyCall) -> None:
     call.worst_tokens = (prompt_tokens, max_output * max(choices, 1))
 
 
-def _upstream_body(call: ProxyCall, route: RouteEntry) -> dict:
-    body, model = call.body, call.model
-    dialect = _dialect(route)
-    if call.client_format == OPENAI and dialect == OPENAI:
-        out = dict(body, model=route.upstream_model)
-        if body.get("stream"):
-            # Always ask for usage: metering needs it even when the client did not.
-            out["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        return out
-    if call.client_format == OPENAI:
-        return chat_to_anthropic_request(
-            body,
-            upstream_model=route.upstream_model,
-            default_max_tokens=model.max_output_tokens,
-            drop_unsupported=route.drop_unsupported_params,
-        )
-    if dialect == ANTHROPIC:
-        return dict(body, model=route.upstream_model)
-    return anthropic_to_chat_request(
-        body, upstream_model=route.upstream_model, drop_unsupported=route.drop_unsupported_params
-    )
-
-
-def _client_response_body(call: ProxyCall, route: RouteEntry, data: dict) -> dict:
-    requested = call.requested_model  # validated as a non-empty string before any route is tried
-    dialect = _dialect(route)
-    if dialect == OPENAI:
-        call.usage = usage_from_openai(data.get("usage") or {}) if data.get("usage") else None
-    else:
-        call.usage = usage_from_anthropic(data.get("usage") or {}) if data.get("usage") else None
-    if call.client_format == OPENAI and dialect == OPENAI:
-        return dict(data, model=requested)
-    if call.client_format == OPENAI:
-        return anthropic_to_chat_response(data, model=requested, request_id=call.request_id, json_tool=_json_mode(call.body))
-    if dialect == ANTHROPIC:
-        return dict(data, model=requested)
-    return chat_to_anthropic_response(data, model=requested)
-
-
-def _framer(call: ProxyCall, route: RouteEntry) -> Framer:
-    requested = call.requested_model
-    dialect = _dialect(route)
-    include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-    if call.client_format == OPENAI and dialect == OPENAI:
-        return ChatPassThrough(model=requested, include_usage=include_usage)
-    if call.client_format == OPENAI:
-        return ChatFromAnthropic(model=requested, include_usage=include_usage, json_tool=_json_mode(call.body))
-    if dialect == ANTHROPIC:
-        return MessagesPassThrough(model=requested)
-    return MessagesFromChat(model=requested, input_tokens_estimate=tokens_for_request(call.body))
-
-
-def _response_headers(call: ProxyCall) -> dict[str, str]:
+def response_headers(call: ProxyCall) -> dict[str, str]:
+    """Headers every answer of an admitted call carries (request id, model, provider, limits)."""
     headers = request_id_headers(call.request_id)
     if call.model is not None:
         headers["x-gateway-model"] = call.model.public_id
@@ -278,21 +182,45 @@ def _response_headers(call: ProxyCall) -> dict[str, str]:
 
 
 class _RouteFailed(Exception):
-    def __init__(self, summary: str, status: int | None = None, retry_after: str | None = None) -> None:
+    def __init__(
+        self, summary: str, status: int | None = None, retry_after: str | None = None, *, unusable: bool = False
+    ) -> None:
         super().__init__(summary)
         self.summary = summary
         self.status = status
         self.retry_after = retry_after
+        self.unusable = unusable  # the route cannot serve this operation at all: no cool-down
+
+
+def _route_plan(call: ProxyCall, route: RouteEntry) -> tuple[ProviderAdapter, str, "Translation"]:
+    """The route's adapter, its path key for the operation, and the translation to its dialect;
+    _RouteFailed(unusable) naming what is missing, never a body in another dialect."""
+    adapter = ADAPTERS.get(route.provider.kind)
+    try:
+        if adapter is None:  # a kind written to the database behind the model's choices
+            raise UnsupportedOperation(f"provider kind `{route.provider.kind}` has no adapter")
+        translation = translation_for(call.operation.body_format, adapter.dialect)
+        path_key = call.operation.upstream_paths.get(adapter.dialect)
+        if path_key is None or not adapter.supports(path_key):
+            raise UnsupportedOperation(
+                f"provider kind `{route.provider.kind}` has no endpoint for {call.operation.label} "
+                f"(upstream path `{path_key or 'none for the ' + adapter.dialect + ' dialect'}`)"
+            )
+    except (UnsupportedOperation, TranslationMissing) as exc:
+        logger.error("route %s cannot serve request_id=%s: %s", route.id, call.request_id, exc)
+        raise _RouteFailed(f"{route.provider.name}: cannot serve this request ({exc})", unusable=True) from None
+    return adapter, path_key, translation
 
 
 async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> HttpResponse:
     """One route. Raises _RouteFailed for failures worth failing over on, GatewayError for the rest."""
-    body = _upstream_body(call, route)
-    stream = bool(call.body.get("stream"))
+    adapter, path_key, translation = _route_plan(call, route)
+    body = translation.request(call, route)
+    stream = call.streamed
     try:
         # Anthropic headers come only from Anthropic-format clients, already checked (priced_options).
         client_headers = request.headers if call.client_format == ANTHROPIC else None
-        response = await upstream_send(route, body, stream=True, client_headers=client_headers)
+        response = await upstream_send(route, body, stream=True, client_headers=client_headers, path_key=path_key)
     except httpx.TimeoutException:
         raise _RouteFailed(f"{route.provider.name}: timed out") from None
     except httpx.TransportError as exc:
@@ -338,13 +266,16 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise _RouteFailed(f"{route.provider.name}: answered with invalid JSON") from None
-        payload = _client_response_body(call, route, data)
-        call.status = 200
+        if not isinstance(data, dict):
+            raise _RouteFailed(f"{route.provider.name}: answered with a JSON {type(data).__name__}, not an object")
+        call.usage = adapter.usage(data)
+        payload = translation.response(call, data)
+        call.succeeded()
         if call.key.store_content:
             call.completion_text = _completion_text(payload)
         if call.usage is None:
             call.usage = _estimated_usage(call, payload)
-        headers = _response_headers(call)
+        headers = response_headers(call)
         cost = call_cost(call)
         if cost is not None:
             headers["x-gateway-cost-usd"] = format(cost, "f")
@@ -357,7 +288,7 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
     # provider that accepts the connection and then fails, or opens with an error event,
     # still fails over: nothing has reached the client yet.
     iterator = response.aiter_raw()
-    decoder = SSEDecoder()
+    decoder = adapter.stream_decoder()
     events: list[SSEEvent] = []
     try:
         while not events:
@@ -377,14 +308,13 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
     except BaseException:
         await response.aclose()
         raise
-    opening_error = _stream_error_message(events[0])
+    opening_error = adapter.stream_error(events[0])
     if opening_error is not None:
         await response.aclose()
         raise _RouteFailed(f"{route.provider.name}: stream opened with an error ({opening_error[:200]})", status=503)
 
-    call.streamed = True
-    call.status = 200
-    framer = _framer(call, route)
+    call.succeeded()
+    framer = translation.framer(call)
     framer.collect = call.key.store_content
     out = StreamingHttpResponse(
         _relay(call, response, decoder, events, iterator, framer), content_type="text/event-stream"
@@ -394,27 +324,9 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
     out._resource_closers.append(lambda: _close_unstarted(call, response))
     out["cache-control"] = "no-cache"
     out["x-accel-buffering"] = "no"  # nginx must not buffer the stream
-    for name, value in _response_headers(call).items():
+    for name, value in response_headers(call).items():
         out[name] = value
     return out
-
-
-def _stream_error_message(event: SSEEvent) -> str | None:
-    """The message if this event is a provider error (Anthropic `event: error`, OpenAI `{"error": …}`)."""
-    if event.event != "error" and '"error"' not in event.data[:200]:
-        return None
-    try:
-        data = orjson.loads(event.data)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    error = data.get("error")
-    if event.event == "error" or data.get("type") == "error" or error:
-        if isinstance(error, dict):
-            return str(error.get("message") or error.get("type") or "provider error")
-        return str(error or "provider error")
-    return None
 
 
 def _completion_text(payload: dict) -> str:
@@ -430,7 +342,7 @@ def _estimated_usage(call: ProxyCall, payload: dict | None = None, text_chars: i
     if payload is not None:
         completion = tokens_for_text(orjson.dumps(payload.get("choices") or payload.get("content") or "").decode())
     return {
-        "prompt_tokens": tokens_for_request(call.body),
+        "prompt_tokens": call.operation.input_tokens(call.body),
         "completion_tokens": completion,
         "cache_read_tokens": 0,
         "cache_write_tokens": 0,
@@ -440,9 +352,7 @@ def _estimated_usage(call: ProxyCall, payload: dict | None = None, text_chars: i
 def _close_unstarted(call: ProxyCall, response: httpx.Response) -> None:
     if call.relay_started:
         return
-    call.client_disconnected = True
-    call.status = 499
-    call.error_type = "client_disconnected"
+    call.client_left()
     call.usage = _estimated_usage(call)
     call_meter(call)
     asyncio.get_running_loop().create_task(response.aclose())
@@ -470,24 +380,19 @@ async def _relay(
                 yield out
         tail = framer.end()
         if not framer.complete:
-            call.error_type = "upstream_stream_error"
-            call.status = 502
+            call.stream_broke()
         if tail:
             yield tail
     except (httpx.TransportError, httpx.StreamError) as exc:
-        call.error_type = "upstream_stream_error"
-        call.status = 502
+        call.stream_broke()
         name = call.route.provider.name if call.route else "provider"
         yield framer.error(f"The provider ({name}) failed mid-stream: {type(exc).__name__}. The response is incomplete.")
     except (asyncio.CancelledError, GeneratorExit):
-        call.client_disconnected = True
-        call.status = 499  # as for a client gone before the response: the ledger says who ended it
-        call.error_type = call.error_type or "client_disconnected"
+        call.client_left()  # as for a client gone before the response: the ledger says who ended it
         raise
     finally:
         if framer.upstream_error and not call.error_type:
-            call.error_type = "upstream_stream_error"
-            call.status = 502
+            call.stream_broke()
         call.usage = framer.usage
         if call.usage is None or not framer.complete:
             # The provider's final count never came: estimate what was generated, keep whatever
@@ -526,74 +431,85 @@ def _all_failed(model: ModelEntry, failures: list[_RouteFailed]) -> GatewayError
     )
 
 
-async def proxy_handle(request: HttpRequest, client_format: str) -> HttpResponse:
+async def _forward(call: ProxyCall, request: HttpRequest) -> HttpResponse:
+    """The default `Operation.serve`: the model's routes in order, failing over before the first
+    byte, each through its adapter and translation."""
+    routes = routes_allowing(call.options, await routes_for(call.model), call.model)
+    failures: list[_RouteFailed] = []
+    for route in routes:
+        if failures:  # moving on from the route that just failed
+            route_failover_count(call.route.provider.name, call.route.id)
+        call.route = route
+        try:
+            response = await _attempt(call, route, request)
+        except _RouteFailed as failure:
+            failures.append(failure)
+            logger.warning("route failed request_id=%s %s", call.request_id, failure.summary)
+            if not failure.unusable:
+                await route_failed(route)
+            continue
+        await route_succeeded(route)
+        return response
+    raise _all_failed(call.model, failures)
+
+
+async def proxy_handle(request: HttpRequest, operation: "Operation") -> HttpResponse:
+    """Serve one request for `operation` (ai_proxy.operations): the one path every proxied
+    endpoint takes. Always answers in the operation's error format; always meters one row once
+    a key was accepted."""
     call = ProxyCall(
+        operation=operation,
         request_id=new_request_id(),
-        client_format=client_format,
+        client_format=operation.error_format,
+        endpoint=operation.name,
         started_at=timezone.now(),
         t0=time.perf_counter(),
         client_ip=_client_ip(request),
     )
+    if not operation.billed:
+        # Zero tokens billed: the row records the call (and refunds any TPM estimate), never a cost.
+        call.usage = {"prompt_tokens": 0, "completion_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0}
     try:
         call.key = await request_authenticate(request)
         call.body = request_json_body(request)
         if isinstance(call.body.get("model"), str):
             call.requested_model = call.body["model"]
-        if client_format == OPENAI:
-            chat_request_validate(call.body)
-        else:
-            messages_request_validate(call.body)
-        call.streamed = bool(call.body.get("stream"))
+        call.body = operation.validate(call.body)
+        call.streamed = operation.streams(call.body)
         call.model = await _resolve(call)
-        options = priced_options_requested(call.body, request.headers, client_format)
-        routes_allowing(options, list(call.model.routes), call.model)  # 400 before admission
-        _worst_case(call)
+        if operation.billed:
+            call.options = priced_options_requested(call.body, request.headers, call.client_format)
+            routes_allowing(call.options, list(call.model.routes), call.model)  # 400 before admission
+            _worst_case(call)
         await _admit(call)
-        await call_inflight_begin(call)
-        routes = routes_allowing(options, await routes_for(call.model), call.model)
-        failures: list[_RouteFailed] = []
-        for route in routes:
-            if failures:  # moving on from the route that just failed
-                route_failover_count(call.route.provider.name, call.route.id)
-            call.route = route
-            try:
-                response = await _attempt(call, route, request)
-            except _RouteFailed as failure:
-                failures.append(failure)
-                logger.warning("route failed request_id=%s %s", call.request_id, failure.summary)
-                await route_failed(route)
-                continue
-            await route_succeeded(route)
-            if not call.streamed:
-                call_meter(call)
-            return response
-        raise _all_failed(call.model, failures)
+        if operation.billed:
+            await call_inflight_begin(call)
+        response = await (operation.serve or _forward)(call, request)
+        if not call.streamed:
+            call_meter(call)
+        return response
     except asyncio.CancelledError:
         # The client left before the response started (an SDK timeout, a closed tab): the
         # request still happened and may have cost money upstream, so it is metered.
-        call.client_disconnected = True
-        call.status = 499
-        call.error_type = "client_disconnected"
+        call.client_left()
         if call.route is not None and call.usage is None:
             # It reached a provider, which bills the prompt; what it generated is unknown.
             call.usage = _estimated_usage(call)
         call_meter(call)
         raise
     except GatewayError as exc:
-        call.status = exc.status
-        call.error_type = exc.code or exc.openai_type()
+        call.failed(exc)
         call_meter(call)
-        response = error_response(exc, client_format, call.request_id)
+        response = error_response(exc, call.client_format, call.request_id)
         if call.model is not None:
             response["x-gateway-model"] = call.model.public_id
         return response
     except Exception:
         logger.exception("unexpected error request_id=%s", call.request_id)
-        call.status = 500
-        call.error_type = "internal_error"
+        call.failed_internally()
         call_meter(call)
         return error_response(
             GatewayError(500, f"Internal gateway error (request {call.request_id}). The operator can find it in the logs."),
-            client_format,
+            call.client_format,
             call.request_id,
         )

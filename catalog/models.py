@@ -8,6 +8,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from .provider_kinds import kind_facts
 from .route_options import allowed_options_problems
 
 PRICE_FIELD = dict(
@@ -51,7 +52,7 @@ class Provider(models.Model):
 
     @property
     def needs_secret(self) -> bool:
-        return self.kind != self.Kind.MOCK and bool(self.api_key_env)
+        return not kind_facts(self.kind).offline and bool(self.api_key_env)
 
     @property
     def secret_is_set(self) -> bool:

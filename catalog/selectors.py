@@ -9,7 +9,8 @@ from decimal import Decimal
 
 from core.versioned_cache import VersionedCache
 
-from .models import CatalogModel, Provider
+from .models import CatalogModel
+from .provider_kinds import kind_facts
 from .route_options import allowed_options_parse
 
 catalog_cache = VersionedCache("catalog")
@@ -33,7 +34,7 @@ class ProviderEntry:
 
     @property
     def needs_secret(self) -> bool:
-        return self.kind != Provider.Kind.MOCK and bool(self.api_key_env)
+        return not kind_facts(self.kind).offline and bool(self.api_key_env)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class ModelEntry:
     created: int
     routes: tuple[RouteEntry, ...] = field(default=())
     web_search_price: Decimal | None = None  # USD per 1,000 searches
+    # What operations it serves (ai_proxy.operations: `Operation.model_type`); "chat" until the
+    # catalog has the field.
+    model_type: str = "chat"
 
     @property
     def is_priced(self) -> bool:

@@ -74,6 +74,7 @@ class ErrorCode(StrEnum):
     OPTION_NOT_ALLOWED = "option_not_allowed"
     # the model and its routes
     MODEL_NOT_FOUND = "model_not_found"
+    MODEL_WRONG_TYPE = "model_wrong_type"  # e.g. an embedding model on chat completions
     MODEL_NOT_ALLOWED = "model_not_allowed"
     MODEL_NOT_PRICED = "model_not_priced"
     NO_ROUTE_AVAILABLE = "no_route_available"

@@ -11,13 +11,13 @@ from openai.lib.streaming._deltas import accumulate_delta
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ai_proxy.chat_format import chat_request_validate
-from core.errors import GatewayError
-from ai_proxy.translate_to_anthropic import (
+from ai_proxy.translations.chat_to_anthropic import (
     AnthropicStreamToChat,
     anthropic_to_chat_response,
     chat_to_anthropic_request,
     chat_wants_json_tool,
 )
+from core.errors import GatewayError
 
 UPSTREAM = "claude-sonnet-4-5-20250929"
 WEATHER = {"type": "function", "function": {

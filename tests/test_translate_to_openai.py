@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 
 from core.errors import GatewayError
 from ai_proxy.messages_format import messages_request_validate
-from ai_proxy.translate_to_openai import ChatStreamToAnthropic, anthropic_to_chat_request, chat_to_anthropic_response
+from ai_proxy.translations.messages_to_chat import ChatStreamToAnthropic, anthropic_to_chat_request, chat_to_anthropic_response
 
 PNG = "iVBORw0KGgo="
 WEATHER_TOOL = {

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from catalog.models import Provider
+from catalog.provider_kinds import kind_facts, kinds_needing_base_url
 from core.audit import audit_record
 
 
@@ -36,8 +37,8 @@ class Command(BaseCommand):
         if opts["enable"] or opts["disable"]:
             provider.enabled = bool(opts["enable"])
             changes["enabled"] = provider.enabled
-        if provider.kind != Provider.Kind.MOCK and not provider.base_url:
-            raise CommandError("--base-url is required for openai and anthropic providers.")
+        if kind_facts(provider.kind).needs_base_url and not provider.base_url:
+            raise CommandError(f"--base-url is required for {kinds_needing_base_url(Provider.Kind.values)} providers.")
         try:
             provider.full_clean()
         except ValidationError as exc:

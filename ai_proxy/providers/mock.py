@@ -1,4 +1,4 @@
-"""The `mock` provider: an OpenAI-compatible model that answers in-process, deterministically.
+"""The `mock` provider kind: an OpenAI-compatible model that answers in-process, deterministically.
 
 It lets the quick start work offline and exercises every gateway path (auth, routing, translation
 for Anthropic-format clients, streaming, metering) without a network. The reply is
@@ -15,7 +15,10 @@ import uuid
 import httpx
 import orjson
 
-from .tokens import tokens_for_request, tokens_for_text
+from .base import UnsupportedOperation, loop_client
+from .openai import OpenAIAdapter
+
+from ..tokens import tokens_for_request, tokens_for_text
 
 
 def _last_user_text(body: dict) -> str:
@@ -134,3 +137,28 @@ async def mock_handler(request: httpx.Request) -> httpx.Response:
     if body.get("stream"):
         return httpx.Response(200, stream=_FrameStream(_stream(body)), headers={"content-type": "text/event-stream"})
     return httpx.Response(200, content=orjson.dumps(_completion(body)), headers={"content-type": "application/json"})
+
+
+class MockAdapter(OpenAIAdapter):
+    """Speaks the OpenAI dialect through an httpx MockTransport: the same code path as a real
+    provider (URL, headers, client, streaming, usage), with no network and no secret."""
+
+    kind = "mock"
+    needs_base_url = False
+    offline = True
+    paths = {"chat": "/chat/completions"}
+
+    def url(self, provider, path_key: str) -> str:
+        if path_key not in self.paths:
+            raise UnsupportedOperation(f"provider kind `mock` has no `{path_key}` endpoint")
+        return "http://mock.invalid" + self.paths[path_key]  # never resolved: the transport answers
+
+    def headers(self, provider, body: bytes, client_headers=None) -> dict[str, str]:
+        return {"content-type": "application/json", "accept-encoding": "identity"}
+
+    def client(self) -> httpx.AsyncClient:
+        return loop_client("mock", _mock_client)
+
+
+def _mock_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.MockTransport(mock_handler))

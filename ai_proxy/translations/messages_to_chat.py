@@ -32,9 +32,18 @@ import math
 import uuid
 from typing import Any
 
-from core.errors import ErrorCode, GatewayError
+from typing import TYPE_CHECKING
 
-from .usage import usage_from_openai
+from core.errors import ANTHROPIC, ErrorCode, GatewayError
+
+from ..sse import SSEEvent, sse_named
+from ..usage import usage_from_openai
+from .base import Framer, Translation, loads_object
+
+if TYPE_CHECKING:
+    from catalog.selectors import RouteEntry
+
+    from ..call import ProxyCall
 
 OPENAI_TOOL_NAME_MAX = 64
 
@@ -596,3 +605,58 @@ class ChatStreamToAnthropic:
         )
         events.append(("message_stop", {"type": "message_stop"}))
         return events
+
+
+class MessagesFromChat(Framer):
+    """Anthropic client, OpenAI-compatible upstream: chunks re-framed into Messages events."""
+
+    client_format = ANTHROPIC
+
+    def __init__(self, *, model: str, input_tokens_estimate: int) -> None:
+        super().__init__()
+        self._conv = ChatStreamToAnthropic(model=model, input_tokens_estimate=input_tokens_estimate)
+        self._finished = False
+
+    def _frame(self, pairs) -> bytes:
+        self.usage = dict(self._conv.usage) if self._conv.usage else None
+        self.text_chars = self._conv.text_chars
+        for name, data in pairs:
+            self._collect_event(name, data)
+        return b"".join(sse_named(name, data) for name, data in pairs)
+
+    def feed(self, event: SSEEvent) -> bytes:
+        if event.data.startswith("[DONE]"):
+            self._finished = True
+            return self._frame(self._conv.finish())
+        chunk = loads_object(event.data)
+        if chunk is None:
+            return b""
+        if chunk.get("error"):
+            self.upstream_error = str((chunk["error"] or {}).get("message", "provider error"))
+        return self._frame(self._conv.feed(chunk))
+
+    def end(self) -> bytes:
+        out = b"" if self._finished or self.upstream_error else self._frame(self._conv.finish())
+        if self.upstream_error:
+            return out
+        if self._conv.complete:
+            self.complete = True
+            return out
+        return out + self._incomplete()
+
+
+def _request(call: "ProxyCall", route: "RouteEntry") -> dict:
+    return anthropic_to_chat_request(
+        call.body, upstream_model=route.upstream_model, drop_unsupported=route.drop_unsupported_params
+    )
+
+
+def _response(call: "ProxyCall", data: dict) -> dict:
+    return chat_to_anthropic_response(data, model=call.requested_model)
+
+
+def _framer(call: "ProxyCall") -> Framer:
+    return MessagesFromChat(model=call.requested_model, input_tokens_estimate=call.operation.input_tokens(call.body))
+
+
+MESSAGES_TO_CHAT = Translation(request=_request, response=_response, framer=_framer)

@@ -36,9 +36,18 @@ import time
 import uuid
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from core.errors import ErrorCode, GatewayError
 
-from .usage import usage_from_anthropic
+from ..sse import SSE_DONE, SSEEvent, sse_data
+from ..usage import usage_from_anthropic
+from .base import Framer, Translation, loads_object
+
+if TYPE_CHECKING:
+    from catalog.selectors import RouteEntry
+
+    from ..call import ProxyCall
 
 PROVIDER = "Anthropic"
 JSON_TOOL_NAME = "json_tool_call"
@@ -627,3 +636,67 @@ class AnthropicStreamToChat:
         self.usage["cache_read_tokens"] = self._input["cache_read_input_tokens"]
         self.usage["cache_write_tokens"] = self._input["cache_creation_input_tokens"]
         self.usage["prompt_tokens"] = sum(self._input.values())
+
+
+class ChatFromAnthropic(Framer):
+    """OpenAI client, Anthropic upstream: events re-framed into chat.completion.chunks."""
+
+    def __init__(self, *, model: str, include_usage: bool, json_tool: bool) -> None:
+        super().__init__()
+        self._conv = AnthropicStreamToChat(model=model, include_usage=include_usage, json_tool=json_tool)
+
+    def _sync(self) -> None:
+        # usage_known: the provider said something; otherwise metering estimates and flags it.
+        self.usage = dict(self._conv.usage) if self._conv.usage_known else None
+        self.text_chars = self._conv.text_chars
+
+    def feed(self, event: SSEEvent) -> bytes:
+        data = loads_object(event.data)
+        if data is None:
+            return b""
+        name = event.event or data.get("type", "")
+        chunks = self._conv.feed(name, data)
+        self._sync()
+        if name == "error":
+            self.upstream_error = str((data.get("error") or {}).get("message", "provider error"))
+        for c in chunks:
+            self._collect_chunk(c)
+        return b"".join(sse_data(c) for c in chunks)
+
+    def end(self) -> bytes:
+        out = b"".join(sse_data(c) for c in self._conv.finish())
+        self._sync()
+        if self.upstream_error:
+            return out
+        if self._conv.complete:
+            self.complete = True
+            return out + SSE_DONE
+        return out + self._incomplete()
+
+
+def _json_mode(body: dict) -> bool:
+    fmt = body.get("response_format")
+    return isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object")
+
+
+def _request(call: "ProxyCall", route: "RouteEntry") -> dict:
+    return chat_to_anthropic_request(
+        call.body,
+        upstream_model=route.upstream_model,
+        default_max_tokens=call.model.max_output_tokens,
+        drop_unsupported=route.drop_unsupported_params,
+    )
+
+
+def _response(call: "ProxyCall", data: dict) -> dict:
+    return anthropic_to_chat_response(
+        data, model=call.requested_model, request_id=call.request_id, json_tool=_json_mode(call.body)
+    )
+
+
+def _framer(call: "ProxyCall") -> Framer:
+    include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
+    return ChatFromAnthropic(model=call.requested_model, include_usage=include_usage, json_tool=_json_mode(call.body))
+
+
+CHAT_TO_ANTHROPIC = Translation(request=_request, response=_response, framer=_framer)

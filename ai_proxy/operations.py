@@ -1,0 +1,135 @@
+"""Operation descriptors: what one `/api/ai/` endpoint is, for the shared request path.
+
+`proxy.proxy_handle(request, operation)` runs every operation the same way: authenticate, parse
+the JSON body, `validate`, resolve the model (and check it is of `model_type`), refuse priced
+options a route does not allow, compute the worst case and admit (rate limits; budgets too when
+`billed`), then `serve` (by default: forward to the model's routes with failover, translating
+by (`body_format`, the route's dialect)), and meter one ledger row named `name`.
+
+Adding an endpoint (see README, "Adding an endpoint"):
+  1. an `Operation` here (and its validator, in a `<format>_format.py` module);
+  2. its translations, one module per (body_format, dialect) pair, registered in
+     ai_proxy.translations.TRANSLATIONS; a dialect the operation must not reach is simply left
+     out of `upstream_paths` (its routes are skipped with a reason);
+  3. the upstream path key in each adapter that serves it (ProviderAdapter.paths);
+  4. one url line: `path("embeddings", proxy_view(EMBEDDINGS))` (ai_proxy/urls.py);
+  5. a `UsageRecord.Endpoint` choice for `name` when it is a new ledger value.
+No edit to ai_proxy/proxy.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from billing.models import UsageRecord
+from core.errors import ANTHROPIC, OPENAI
+
+from .chat_format import chat_request_max_output, chat_request_validate
+from .messages_format import messages_count_tokens_validate, messages_request_validate
+from .token_counting import count_tokens_serve
+from .tokens import tokens_for_request, tokens_upper_bound
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+
+    from catalog.selectors import ModelEntry
+
+    from .call import ProxyCall
+
+CHAT = "chat"  # catalog model types an operation may serve (`Operation.model_type`)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One endpoint's behaviour on the shared request path. Module-level constants; never built
+    per request.
+
+    name            the ledger's endpoint value (billing.UsageRecord.Endpoint) and the log's.
+    label           how messages name it ("chat completions").
+    error_format    "openai" | "anthropic": the error bodies and rate-limit headers its clients read.
+    body_format     its request body's format: the first half of the translation key
+                    (ai_proxy.translations: ("chat", "anthropic") -> chat_to_anthropic ...).
+    validate        body -> body: raises GatewayError (400, the param named) on anything invalid.
+                    Runs on the parsed JSON object before the model is resolved.
+    upstream_paths  dialect -> the provider adapter's path key for this operation
+                    ({"openai": "chat", "anthropic": "messages"}). Routes whose dialect is absent
+                    cannot serve it and are skipped with a reason.
+    max_output      (body, model) -> (max output tokens, choices) exactly as the upstream will be
+                    asked for them: the worst case reserved against budgets and TPM limits.
+                    (0, 1) for operations with no output (embeddings).
+    input_tokens    body -> estimated input tokens: usage when the provider never reports it
+                    (flagged as estimated), and the count_tokens fallback.
+    input_tokens_bound  (body, image_tokens=, unbounded_tokens=) -> a true upper bound of the input
+                    tokens on any provider, for admission (ai_proxy.tokens.tokens_upper_bound).
+    may_stream      False: `stream` in the body is ignored (the validator should refuse it).
+    billed          False: free at the provider (count_tokens): rate limits only, no budgets, no
+                    price needed, no priced-option checks, zero usage on the ledger row.
+    model_type      the catalog model type it serves ("chat"; embeddings will add "embedding").
+    serve           async (call, request) -> HttpResponse, once admitted; None means the proxy's
+                    forward loop (routes, failover, translation, streaming). A custom `serve`
+                    records its outcome with call.succeeded()/failed(); the proxy meters it.
+    """
+
+    name: str
+    label: str
+    error_format: str
+    body_format: str
+    validate: Callable[[dict], dict]
+    upstream_paths: Mapping[str, str]
+    max_output: Callable[[dict, "ModelEntry"], tuple[int, int]] = lambda body, model: (0, 1)
+    input_tokens: Callable[[dict], int] = tokens_for_request
+    input_tokens_bound: Callable[..., int] = tokens_upper_bound
+    may_stream: bool = True
+    billed: bool = True
+    model_type: str = CHAT
+    serve: Callable[["ProxyCall", "HttpRequest"], Awaitable["HttpResponse"]] | None = None
+
+    def streams(self, body: dict) -> bool:
+        return self.may_stream and bool(body.get("stream"))
+
+
+def _chat_max_output(body: dict, model: "ModelEntry") -> tuple[int, int]:
+    # Absent, the translation to Anthropic sends the model's max output, and an OpenAI upstream
+    # may generate up to it. `n` means nothing to Anthropic bodies, so only chat counts it.
+    return chat_request_max_output(body) or model.max_output_tokens, body.get("n") or 1
+
+
+def _messages_max_output(body: dict, model: "ModelEntry") -> tuple[int, int]:
+    return body["max_tokens"], 1  # required by the validator
+
+
+CHAT_COMPLETIONS = Operation(
+    name=UsageRecord.Endpoint.OPENAI,
+    label="chat completions",
+    error_format=OPENAI,
+    body_format="chat",
+    validate=chat_request_validate,
+    upstream_paths={OPENAI: "chat", ANTHROPIC: "messages"},
+    max_output=_chat_max_output,
+)
+
+MESSAGES = Operation(
+    name=UsageRecord.Endpoint.ANTHROPIC,
+    label="messages",
+    error_format=ANTHROPIC,
+    body_format="messages",
+    validate=messages_request_validate,
+    upstream_paths={OPENAI: "chat", ANTHROPIC: "messages"},
+    max_output=_messages_max_output,
+)
+
+# Counted by the provider where its adapter can (Anthropic), else estimated: it never fails over
+# to an error, so it brings its own `serve`.
+COUNT_TOKENS = Operation(
+    name=UsageRecord.Endpoint.COUNT_TOKENS,
+    label="count_tokens",
+    error_format=ANTHROPIC,
+    body_format="messages",
+    validate=messages_count_tokens_validate,
+    upstream_paths={ANTHROPIC: "count_tokens"},
+    may_stream=False,
+    billed=False,
+    serve=count_tokens_serve,
+)
