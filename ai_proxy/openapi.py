@@ -2,11 +2,12 @@
 
 drf-spectacular describes the DRF views (catalog, usage, health, the staff usage API) from their
 `extend_schema` annotations. The hot endpoints are plain async views it cannot see, so
-`schema_complete` (a drf-spectacular post-processing hook) adds them from `HOT_OPERATIONS`: each
-entry names its paths and the wire schemas (ai_proxy.wire_schemas) of its request, response and
-stream events, and the document's responses, headers and error bodies are built from that, the
-same way for every operation. An entry whose paths Django does not serve is left out, so the
-document lists exactly what answers.
+`schema_complete` (a drf-spectacular post-processing hook) adds them from the URLconf: every url
+routed to a `proxy_view(OPERATION)` is documented from that operation's descriptor
+(ai_proxy.operations): its `doc` names the wire schemas (ai_proxy.wire_schemas) of its request,
+response and stream events, and its error format, streaming, billing and `serve` decide the
+statuses, headers and error bodies, the same way for every operation. A new operation appears with
+its url line and its `doc`; one without a `doc` is left out and fails tests/test_openapi.py.
 
 GET /api/ai/openapi.json and GET /api/ai/docs/ (Swagger UI, its assets from the
 drf-spectacular-sidecar package via the static files: no CDN) need no key, like the docs of peers.
@@ -15,102 +16,28 @@ The document is built once per process: it only changes with the code.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import Resolver404, resolve, reverse
+from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
+from django.urls.exceptions import Resolver404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.views import SpectacularSwaggerView
 
 from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id
+
+from .operations import Operation
 from .wire_schemas import COMPONENTS, REQUEST_EXAMPLES, ref
+
+logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/ai/"
 OPENAI_TAG, ANTHROPIC_TAG, GATEWAY_TAG = "OpenAI format", "Anthropic format", "Gateway"
-
-
-@dataclass(frozen=True)
-class OperationDoc:
-    """What the document says about one hot operation."""
-
-    name: str  # the operation's name (the ledger's endpoint)
-    paths: tuple[str, ...]  # under /api/ai/, the first one canonical
-    summary: str
-    client_format: str  # OPENAI or ANTHROPIC: the error body and the rate-limit header names
-    request: str  # component names in wire_schemas.COMPONENTS
-    response: str
-    stream_event: str | None = None  # the data of one SSE event, when the operation can stream
-    extra_headers: dict[str, dict] = field(default_factory=dict)  # on 200, beside the common ones
-    description: str = ""
-    statuses: tuple[int, ...] = (400, 401, 403, 404, 413, 429, 502, 503)
-    priced: bool = True  # answers carry x-gateway-cost-usd (not on streams: the cost is known at the end)
-
-
-HOT_OPERATIONS: tuple[OperationDoc, ...] = (
-    OperationDoc(
-        name="chat_completions",
-        paths=("chat/completions",),
-        summary="Create a chat completion (OpenAI Chat Completions, any catalog model)",
-        client_format=OPENAI,
-        request="ChatCompletionRequest",
-        response="ChatCompletion",
-        stream_event="ChatCompletionChunk",
-        description="Routed to the model's provider and translated when it speaks Anthropic's format. "
-                    "With `stream: true` the answer is Server-Sent Events: `data: <ChatCompletionChunk>` lines, "
-                    "then `data: [DONE]`.",
-    ),
-    OperationDoc(
-        name="messages",
-        paths=("anthropic/v1/messages", "anthropic/messages"),
-        summary="Create a message (Anthropic Messages, any catalog model)",
-        client_format=ANTHROPIC,
-        request="MessagesRequest",
-        response="Message",
-        stream_event="MessagesStreamEvent",
-        description="`Anthropic(base_url=\".../api/ai/anthropic\")` calls `/v1/messages`; the Vercel AI SDK calls "
-                    "`/messages`. With `stream: true` the answer is Server-Sent Events, each with an `event:` name "
-                    "and a `data:` object of the same `type`.",
-    ),
-    OperationDoc(
-        name="count_tokens",
-        paths=("anthropic/v1/messages/count_tokens", "anthropic/messages/count_tokens"),
-        summary="Count a message's input tokens (Anthropic format)",
-        client_format=ANTHROPIC,
-        request="CountTokensRequest",
-        response="CountTokensResponse",
-        extra_headers={"x-gateway-token-count": {
-            "description": "`provider` when an Anthropic route counted, `estimate` otherwise.",
-            "schema": {"enum": ["provider", "estimate"]}}},
-        description="Free: it counts against the key's and organization's rate limits, not budgets, and leaves a "
-                    "zero-cost ledger row.",
-        statuses=(400, 401, 404, 413, 429),
-        priced=False,
-    ),
-    OperationDoc(
-        name="responses",
-        paths=("responses", "v1/responses"),
-        summary="Create a model response (OpenAI Responses, any catalog model)",
-        client_format=OPENAI,
-        request="ResponsesRequest",
-        response="Response",
-        stream_event="ResponseStreamEvent",
-        description="With `stream: true` the answer is Server-Sent Events of typed `response.*` events.",
-    ),
-    OperationDoc(
-        name="embeddings",
-        paths=("embeddings", "v1/embeddings"),
-        summary="Create embeddings (OpenAI Embeddings, catalog models of type embedding)",
-        client_format=OPENAI,
-        request="EmbeddingsRequest",
-        response="EmbeddingsResponse",
-        description="Priced per input token and metered like every request.",
-    ),
-)
 
 
 # Plain (non-DRF) views that are not proxy operations: the catalog in Anthropic's list format.
@@ -227,40 +154,99 @@ def _json_ok(schema: dict, description: str, headers: dict | None = None) -> dic
             "content": {"application/json": {"schema": schema}}}
 
 
-def operation_paths(op: OperationDoc) -> dict[str, dict]:
-    """The document's path items for one hot operation (each of its paths, the aliases deprecated
-    in favour of none: they are equally supported, so each gets its own operationId)."""
-    missing = [name for name in (op.request, op.response, op.stream_event) if name and name not in COMPONENTS]
+def routed_operations() -> list[tuple[str, Operation]]:
+    """(path under /api/ai/, operation) for every url routed to a proxied operation's view
+    (ai_proxy.proxy_views.proxy_view marks it), in URLconf order: an operation's first url is its
+    canonical one, the others aliases."""
+    found: list[tuple[str, Operation]] = []
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern) and isinstance(getattr(pattern.callback, "operation", None),
+                                                                  Operation):
+                found.append((route, pattern.callback.operation))
+
+    walk(get_resolver().url_patterns, "")
+    prefix = API_PREFIX.lstrip("/")
+    return [(route[len(prefix):], op) for route, op in found if route.startswith(prefix)]
+
+
+def operation_doc_problems() -> list[str]:
+    """What keeps a routed operation out of the document, as instructions to fix it."""
+    problems = {}
+    for path, op in routed_operations():
+        problem = _doc_problem(op, path)
+        if problem:
+            problems.setdefault(id(op), problem)
+    return list(problems.values())
+
+
+def _doc_problem(op: Operation, path: str) -> str | None:
+    name = _operation_id(op)
+    if op.doc is None:
+        return (f"Operation {name!r} is served at {API_PREFIX}{path} but has no `doc`: give its descriptor in "
+                "ai_proxy/operations.py `doc=OperationDoc(summary=..., request=..., response=..., "
+                "stream_event=...)` naming its schemas in ai_proxy/wire_schemas.py COMPONENTS (add them there if "
+                "missing).")
+    names = (op.doc.request, op.doc.response, op.doc.stream_event if op.may_stream else "")
+    missing = [component for component in names if component and component not in COMPONENTS]
     if missing:
-        raise LookupError(
-            f"Operation {op.name!r} names schemas {missing} that ai_proxy/wire_schemas.py does not define: "
-            "add them to COMPONENTS there.")
+        return (f"Operation {name!r} names schemas {missing} that ai_proxy/wire_schemas.py does not define: add "
+                "them to COMPONENTS there.")
+    if op.may_stream and not op.doc.stream_event:
+        return (f"Operation {name!r} may stream but its doc names no stream_event schema: add one (the data of "
+                "one Server-Sent Event) to its OperationDoc.")
+    return None
+
+
+def _operation_id(op: Operation) -> str:
+    return _slug(op.label)  # "chat completions" -> chat_completions
+
+
+def _statuses(op: Operation) -> tuple[int, ...]:
+    """The error statuses the shared request path (ai_proxy.proxy) can answer for this operation."""
+    statuses = [400, 401, 403, 404, 413, 429]  # body, key, model access, model, size, limits/budgets
+    if op.serve is None:
+        statuses.append(502)  # every route failed
+    if op.serve is None or op.billed:
+        statuses.append(503)  # no route can serve, no price, budgets unreadable
+    return tuple(statuses)
+
+
+def operation_paths(op: Operation, paths: list[str]) -> dict[str, dict]:
+    """The document's path items for one routed operation: each of its urls gets its own
+    operationId (the aliases are equally supported, not deprecated)."""
+    doc = op.doc
+    stream_event = doc.stream_event if op.may_stream else ""
     ok_headers = {"x-gateway-model": _header_ref("GatewayModel"), "x-gateway-provider": _header_ref("GatewayProvider"),
-                  **_ratelimit_headers(op.client_format)}
-    if op.priced:
+                  **_ratelimit_headers(op.error_format)}
+    if op.billed:
         ok_headers["x-gateway-cost-usd"] = _header_ref("GatewayCost")
-    ok_headers.update(op.extra_headers)
-    content: dict[str, Any] = {"application/json": {"schema": ref(op.response)}}
-    if op.stream_event:
-        content["text/event-stream"] = {"schema": sse_event_schema(op)}
-    success = "Success." + (" JSON, or Server-Sent Events with `stream: true`." if op.stream_event else "")
+    ok_headers.update(doc.headers)
+    content: dict[str, Any] = {"application/json": {"schema": ref(doc.response)}}
+    if stream_event:
+        content["text/event-stream"] = {"schema": sse_event_schema(op.error_format, stream_event)}
+    success = "Success." + (" JSON, or Server-Sent Events with `stream: true`." if stream_event else "")
     responses: dict[str, Any] = {"200": {"description": success, "headers": {**_id_headers(), **ok_headers},
                                          "content": content}}
-    for status in op.statuses:
-        responses[str(status)] = _error_ref(op.client_format, status)
+    for status in _statuses(op):
+        responses[str(status)] = _error_ref(op.error_format, status)
     # A provider's own 4xx for the client's request is passed on with its status.
-    responses["4XX"] = _error_ref(op.client_format, "4XX", "The provider rejected the request (its status and "
-                                                           "message passed on, `upstream_invalid_request`).")
-    tag = ANTHROPIC_TAG if op.client_format == ANTHROPIC else OPENAI_TAG
+    responses["4XX"] = _error_ref(op.error_format, "4XX", "The provider rejected the request (its status and "
+                                                          "message passed on, `upstream_invalid_request`).")
+    tag = ANTHROPIC_TAG if op.error_format == ANTHROPIC else OPENAI_TAG
     items = {}
-    for i, path in enumerate(op.paths):
-        body = {"required": True, "content": {"application/json": {"schema": ref(op.request)}}}
-        if op.request in REQUEST_EXAMPLES:
-            body["content"]["application/json"]["examples"] = REQUEST_EXAMPLES[op.request]
+    for i, path in enumerate(paths):
+        body = {"required": True, "content": {"application/json": {"schema": ref(doc.request)}}}
+        if doc.request in REQUEST_EXAMPLES:
+            body["content"]["application/json"]["examples"] = REQUEST_EXAMPLES[doc.request]
         items[path] = {"post": {
-            "operationId": op.name if i == 0 else f"{op.name}_{_slug(path)}",
-            "summary": op.summary if i == 0 else f"{op.summary} (alias of /api/ai/{op.paths[0]})",
-            "description": op.description,
+            "operationId": _operation_id(op) if i == 0 else f"{_operation_id(op)}_{_slug(path)}",
+            "summary": doc.summary if i == 0 else f"{doc.summary} (alias of {API_PREFIX}{paths[0]})",
+            "description": doc.description,
             "tags": [tag],
             "security": _KEY_SECURITY,
             "requestBody": body,
@@ -269,22 +255,22 @@ def operation_paths(op: OperationDoc) -> dict[str, dict]:
     return items
 
 
-def sse_event_schema(op: OperationDoc) -> dict:
-    """One Server-Sent Event of the operation's stream, as OpenAPI before 3.2 describes an event
+def sse_event_schema(error_format: str, stream_event: str) -> dict:
+    """One Server-Sent Event of an operation's stream, as OpenAPI before 3.2 describes an event
     stream: `schema` is each event ({event, data, id, retry}), its `data` JSON text whose schema is
     `contentSchema` (schemathesis validates every event of a live stream against it)."""
     data = {"type": "string", "contentMediaType": "application/json",
-            "contentSchema": {"anyOf": [ref(op.stream_event), ref(_error_component(op.client_format))]}}
-    if op.client_format == OPENAI:
-        # OpenAI streams end with `data: [DONE]`, the one data line that is not JSON.
+            "contentSchema": {"anyOf": [ref(stream_event), ref(_error_component(error_format))]}}
+    if error_format == OPENAI:
+        # OpenAI streams may end with `data: [DONE]`, the one data line that is not JSON.
         data = {"anyOf": [{"const": "[DONE]"}, data]}
         event = {"type": "string"}
     else:
         event = {"type": "string", "description": "The same name as the data's `type`."}
     return {
         "type": "object",
-        "description": f"Server-Sent Events, one per `data:` line; each data is a {op.stream_event}"
-                       + (" and the stream ends with `data: [DONE]`." if op.client_format == OPENAI else "."),
+        "description": f"Server-Sent Events, one per `data:` line; each data is a {stream_event}"
+                       + (" and a chat stream ends with `data: [DONE]`." if error_format == OPENAI else "."),
         "required": ["data"],
         "properties": {"event": event, "data": data, "id": {"type": "string"}, "retry": {"type": "integer"}},
     }
@@ -306,12 +292,18 @@ def _served(path: str) -> bool:
 
 
 def hot_paths() -> dict[str, dict]:
-    """Path items of every hot operation that is served, keyed by the full path."""
+    """Path items of every routed operation and of the plain catalog views, keyed by the full path."""
+    by_operation: dict[int, tuple[Operation, list[str]]] = {}
+    for path, op in routed_operations():
+        by_operation.setdefault(id(op), (op, []))[1].append(path)
     out: dict[str, dict] = {}
-    for op in HOT_OPERATIONS:
-        for path, item in operation_paths(op).items():
-            if _served(path):
-                out[API_PREFIX + path] = item
+    for op, paths in by_operation.values():
+        problem = _doc_problem(op, paths[0])
+        if problem:
+            logger.error("OpenAPI document: %s", problem)  # tests/test_openapi.py fails on the same
+            continue
+        for path, item in operation_paths(op, paths).items():
+            out[API_PREFIX + path] = item
     for path, item in _anthropic_models_paths().items():
         if _served(path):
             out[API_PREFIX + path] = item

@@ -64,11 +64,31 @@ def test_it_documents_every_route_it_serves_and_nothing_else(transactional_db, g
                                   "documented, not served": documented - served}
 
 
-def test_every_hot_operation_names_schemas_the_document_defines():
-    from ai_proxy.openapi import HOT_OPERATIONS, operation_paths
+def test_every_routed_operation_is_documented_from_its_descriptor():
+    from ai_proxy.openapi import operation_doc_problems, routed_operations
 
-    for op in HOT_OPERATIONS:
-        operation_paths(op)  # raises LookupError naming what to add
+    routed = {path: op.label for path, op in routed_operations()}
+    assert {"chat/completions": "chat completions", "anthropic/v1/messages": "messages",
+            "anthropic/v1/messages/count_tokens": "count_tokens"}.items() <= routed.items(), routed
+    assert not operation_doc_problems(), "\n".join(operation_doc_problems())
+
+
+def test_an_operation_without_a_doc_is_named_with_what_to_add(monkeypatch):
+    import dataclasses
+
+    from ai_proxy import openapi
+    from ai_proxy.operations import CHAT_COMPLETIONS
+
+    bare = dataclasses.replace(CHAT_COMPLETIONS, name="embeddings", label="embeddings", doc=None)
+    misnamed = dataclasses.replace(CHAT_COMPLETIONS, label="responses", doc=dataclasses.replace(
+        CHAT_COMPLETIONS.doc, response="Nowhere"))
+    monkeypatch.setattr(openapi, "routed_operations", lambda: [("embeddings", bare), ("responses", misnamed)])
+    problems = openapi.operation_doc_problems()
+    assert problems[0].startswith("Operation 'embeddings' is served at /api/ai/embeddings but has no `doc`")
+    assert "doc=OperationDoc(summary=..., request=..., response=..., stream_event=...)" in problems[0]
+    assert problems[1] == ("Operation 'responses' names schemas ['Nowhere'] that ai_proxy/wire_schemas.py does not "
+                           "define: add them to COMPONENTS there.")
+    assert openapi.hot_paths().keys() == {"/api/ai/anthropic/v1/models", "/api/ai/anthropic/v1/models/{model_id}"}
 
 
 def test_the_hot_endpoints_document_their_errors_and_streams(transactional_db, gateway_url):
