@@ -503,6 +503,8 @@ CATALOG: dict[str, Schema] = {
             "display_name": _STR, "provider": _STR, "best_for": _STR,
             "speed": nullable(_STR), "cost_tier": nullable(_STR),
             "max_output_tokens": nullable(_INT), "context_window": nullable(_INT),
+            "model_type": {"enum": ["chat", "embedding"], "description": "Which endpoints serve it."},
+            "dimensions": nullable({**_INT, "description": "An embedding model's vector size."}),
             "pricing": {"type": "object", "required": ["currency", "unit"], "properties": {
                 "currency": {"const": "USD"}, "unit": {"const": "per_million_tokens"},
                 "input": _PRICE, "output": _PRICE, "cache_read": _PRICE, "cache_write": _PRICE}},
