@@ -40,28 +40,6 @@ API_PREFIX = "/api/ai/"
 OPENAI_TAG, ANTHROPIC_TAG, GATEWAY_TAG = "OpenAI format", "Anthropic format", "Gateway"
 
 
-# Plain (non-DRF) views that are not proxy operations: the catalog in Anthropic's list format.
-def _anthropic_models_paths() -> dict[str, dict]:
-    errors = {"401": _error_ref(ANTHROPIC, 401)}
-    return {
-        "anthropic/v1/models": {"get": {
-            "operationId": "anthropic_models_list", "tags": [ANTHROPIC_TAG],
-            "summary": "List the models this key may use (Anthropic's list format)",
-            "security": _KEY_SECURITY,
-            "responses": {"200": _json_ok(ref("AnthropicModelList"), "The catalog, as `anthropic` SDK "
-                                                                     "`models.list()` reads it."), **errors},
-        }},
-        "anthropic/v1/models/{model_id}": {"get": {
-            "operationId": "anthropic_models_retrieve", "tags": [ANTHROPIC_TAG],
-            "summary": "One model this key may use (Anthropic format)",
-            "security": _KEY_SECURITY,
-            "parameters": [_MODEL_ID_PARAMETER],
-            "responses": {"200": _json_ok(ref("AnthropicModel"), "The model."), **errors,
-                          "404": _error_ref(ANTHROPIC, 404)},
-        }},
-    }
-
-
 _MODEL_ID_PARAMETER = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"},
                        "description": "A catalog model id or alias."}
 _KEY_SECURITY = [{"BearerAuth": []}, {"ApiKeyAuth": []}]
@@ -152,6 +130,28 @@ def _error_ref(fmt: str, status: int | str, text: str | None = None) -> dict:
 def _json_ok(schema: dict, description: str, headers: dict | None = None) -> dict:
     return {"description": description, "headers": {**_id_headers(), **(headers or {})},
             "content": {"application/json": {"schema": schema}}}
+
+
+# Plain (non-DRF) views that are not proxy operations: the catalog in Anthropic's list format.
+def _anthropic_models_paths() -> dict[str, dict]:
+    errors = {"401": _error_ref(ANTHROPIC, 401)}
+    return {
+        "anthropic/v1/models": {"get": {
+            "operationId": "anthropic_models_list", "tags": [ANTHROPIC_TAG],
+            "summary": "List the models this key may use (Anthropic's list format)",
+            "security": _KEY_SECURITY,
+            "responses": {"200": _json_ok(ref("AnthropicModelList"), "The catalog, as `anthropic` SDK "
+                                                                     "`models.list()` reads it."), **errors},
+        }},
+        "anthropic/v1/models/{model_id}": {"get": {
+            "operationId": "anthropic_models_retrieve", "tags": [ANTHROPIC_TAG],
+            "summary": "One model this key may use (Anthropic format)",
+            "security": _KEY_SECURITY,
+            "parameters": [_MODEL_ID_PARAMETER],
+            "responses": {"200": _json_ok(ref("AnthropicModel"), "The model."), **errors,
+                          "404": _error_ref(ANTHROPIC, 404)},
+        }},
+    }
 
 
 def routed_operations() -> list[tuple[str, Operation]]:
