@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 from django.contrib.auth.models import User
@@ -146,11 +145,11 @@ def test_the_live_gateway_answers_every_operation_as_documented(gateway, tmp_pat
            "NO_COLOR": "1", "COLUMNS": "160"}
     started = time.monotonic()
     run = subprocess.run(
-        [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(tmp_path / "schemathesis.toml"),
+        [sys.executable, "-m", "schemathesis.cli", "--config-file", str(tmp_path / "schemathesis.toml"),
          "run", f"{gateway.url}/api/ai/openapi.json",
          "--checks", CHECKS, "--phases", "examples,coverage,fuzzing", "--mode", "all",
-         "--max-examples", "12", "--seed", "13", "--generation-deterministic",
-         "--workers", "1", "--request-timeout", "20", "--max-failures", "20", "--report-dir", str(tmp_path)],
+         "--max-examples", "12", "--generation-deterministic",  # the same cases every run
+         "--workers", "1", "--request-timeout", "20", "--max-failures", "20"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     report = run.stdout + run.stderr
