@@ -13,14 +13,16 @@ Adding an endpoint (see README, "Adding an endpoint"):
      out of `upstream_paths` (its routes are skipped with a reason);
   3. the upstream path key in each adapter that serves it (ProviderAdapter.paths);
   4. one url line: `path("embeddings", proxy_view(EMBEDDINGS))` (ai_proxy/urls.py);
-  5. a `UsageRecord.Endpoint` choice for `name` when it is a new ledger value.
+  5. a `UsageRecord.Endpoint` choice for `name` when it is a new ledger value;
+  6. its `doc`: the schemas of its request, response and stream events, in ai_proxy/wire_schemas.py.
+     The OpenAPI document (ai_proxy/openapi.py) lists it at every url its view is routed to.
 No edit to ai_proxy/proxy.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from billing.models import UsageRecord
@@ -48,6 +50,27 @@ MODEL_TYPE_ENDPOINTS = {
     CHAT: "POST /api/ai/chat/completions (or /api/ai/anthropic/v1/messages)",
     EMBEDDING: "POST /api/ai/embeddings",
 }
+
+
+@dataclass(frozen=True)
+class OperationDoc:
+    """What the OpenAPI document says about an operation (ai_proxy.openapi builds its paths,
+    statuses and headers from this and the operation's other fields).
+
+    summary         one line, shown in Swagger UI's list.
+    request         component names in ai_proxy.wire_schemas.COMPONENTS: the JSON body,
+    response        the JSON answer,
+    stream_event    and the data of one Server-Sent Event when it streams ("" when it never does).
+    description     more, in Markdown.
+    headers         answer headers beside the common ones (name -> OpenAPI header object).
+    """
+
+    summary: str
+    request: str
+    response: str
+    stream_event: str = ""
+    description: str = ""
+    headers: Mapping[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,6 +102,8 @@ class Operation:
     serve           async (call, request) -> HttpResponse, once admitted; None means the proxy's
                     forward loop (routes, failover, translation, streaming). A custom `serve`
                     records its outcome with call.succeeded()/failed(); the proxy meters it.
+    doc             what the OpenAPI document says about it (OperationDoc); None fails
+                    tests/test_openapi.py, which names what to add.
     """
 
     name: str
@@ -94,6 +119,7 @@ class Operation:
     billed: bool = True
     model_type: str = CHAT
     serve: Callable[["ProxyCall", "HttpRequest"], Awaitable["HttpResponse"]] | None = None
+    doc: OperationDoc | None = None
 
     def streams(self, body: dict) -> bool:
         return self.may_stream and bool(body.get("stream"))
@@ -117,6 +143,15 @@ CHAT_COMPLETIONS = Operation(
     validate=chat_request_validate,
     upstream_paths={OPENAI: "chat", ANTHROPIC: "messages"},
     max_output=_chat_max_output,
+    doc=OperationDoc(
+        summary="Create a chat completion (OpenAI Chat Completions, any catalog model)",
+        request="ChatCompletionRequest",
+        response="ChatCompletion",
+        stream_event="ChatCompletionChunk",
+        description="Routed to the model's provider and translated when it speaks Anthropic's format. With "
+                    "`stream: true` the answer is Server-Sent Events: `data: <ChatCompletionChunk>` lines, then "
+                    "`data: [DONE]`.",
+    ),
 )
 
 MESSAGES = Operation(
@@ -127,6 +162,15 @@ MESSAGES = Operation(
     validate=messages_request_validate,
     upstream_paths={OPENAI: "chat", ANTHROPIC: "messages"},
     max_output=_messages_max_output,
+    doc=OperationDoc(
+        summary="Create a message (Anthropic Messages, any catalog model)",
+        request="MessagesRequest",
+        response="Message",
+        stream_event="MessagesStreamEvent",
+        description="`Anthropic(base_url=\".../api/ai/anthropic\")` calls `/v1/messages`; the Vercel AI SDK calls "
+                    "`/messages`. With `stream: true` the answer is Server-Sent Events, each with an `event:` name and "
+                    "a `data:` object of the same `type`.",
+    ),
 )
 
 # Counted by the provider where its adapter can (Anthropic), else estimated: it never fails over
@@ -141,6 +185,16 @@ COUNT_TOKENS = Operation(
     may_stream=False,
     billed=False,
     serve=count_tokens_serve,
+    doc=OperationDoc(
+        summary="Count a message's input tokens (Anthropic format)",
+        request="CountTokensRequest",
+        response="CountTokensResponse",
+        description="Free: it counts against the key's and organization's rate limits, not budgets, and leaves a "
+                    "zero-cost ledger row.",
+        headers={"x-gateway-token-count": {
+            "description": "`provider` when an Anthropic route counted, `estimate` otherwise.",
+            "schema": {"enum": ["provider", "estimate"]}}},
+    ),
 )
 
 # OpenAI's embeddings, on OpenAI-dialect routes only (Anthropic has no such endpoint): no output,
@@ -156,6 +210,11 @@ EMBEDDINGS = Operation(
     input_tokens_bound=embeddings_tokens_bound,
     may_stream=False,
     model_type=EMBEDDING,
+    doc=OperationDoc(
+        summary="Create embeddings (OpenAI Embeddings, the catalog's embedding models)",
+        request="EmbeddingsRequest",
+        response="EmbeddingsResponse",
+    ),
 )
 
 

@@ -45,6 +45,7 @@ def proxy_view(operation: Operation) -> Callable[[HttpRequest], Awaitable[HttpRe
         return await proxy_handle(request, operation)
 
     view.__name__ = view.__qualname__ = f"proxy_{operation.name}"
+    view.operation = operation  # the OpenAPI document finds the routed operations by it (ai_proxy.openapi)
     return view
 
 

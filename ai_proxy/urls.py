@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import proxy_views, views
+from . import openapi, proxy_views, views
 
 urlpatterns = [
     path("health", views.HealthApi.as_view(), name="health"),
@@ -20,4 +20,8 @@ urlpatterns = [
     path("anthropic/messages/count_tokens", proxy_views.anthropic_messages_count_tokens),
     path("anthropic/v1/models", proxy_views.anthropic_models_list, name="anthropic-models"),
     path("anthropic/v1/models/<path:model_id>", proxy_views.anthropic_model_detail, name="anthropic-model-detail"),
+    # Public, no key: the OpenAPI document and Swagger UI (assets from the static files, no CDN).
+    path("openapi.json", openapi.openapi_json, name="openapi-json"),
+    path("docs/", openapi.SwaggerDocsView.as_view(), name="openapi-docs"),
+    path("docs", openapi.docs_redirect),
 ]
