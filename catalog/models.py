@@ -8,7 +8,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from .provider_kinds import kind_facts
+from .provider_kinds import kind_facts, route_refusal
 from .route_options import allowed_options_problems
 
 PRICE_FIELD = dict(
@@ -60,6 +60,11 @@ class Provider(models.Model):
 
 
 class CatalogModel(models.Model):
+    class ModelType(models.TextChoices):
+        # Which endpoints may serve it: a chat model is never offered for embeddings, nor the reverse.
+        CHAT = "chat", "Chat (chat/completions, messages, responses)"
+        EMBEDDING = "embedding", "Embedding (/embeddings)"
+
     class SpeedTier(models.TextChoices):
         FASTEST = "fastest", "Fastest"
         FAST = "fast", "Fast"
@@ -79,6 +84,13 @@ class CatalogModel(models.Model):
     display_name = models.CharField(max_length=200)
     provider_label = models.CharField(max_length=60, help_text="Who makes it (Anthropic, OpenAI, xAI, ...).")
     best_for = models.CharField(max_length=300, blank=True)
+    model_type = models.CharField(
+        "type", max_length=20, choices=ModelType.choices, default=ModelType.CHAT,
+        help_text="Chat models serve chat/completions, messages and responses; embedding models serve /embeddings.",
+    )
+    dimensions = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Embedding models: the size of the vectors it returns by default."
+    )
     speed_tier = models.CharField(max_length=10, choices=SpeedTier.choices, default=SpeedTier.MEDIUM)
     cost_tier = models.CharField(max_length=10, choices=CostTier.choices, default=CostTier.MEDIUM)
     # USD per million tokens. A model without input and output prices cannot be called.
@@ -120,6 +132,13 @@ class CatalogModel(models.Model):
                 if getattr(self, name) is None
             }
             raise ValidationError(missing)
+        if self.pk is not None:
+            # A type change must not leave routes that can no longer serve the model.
+            for route in self.routes.select_related("provider"):
+                reason = route_refusal(route.provider.kind, self.model_type)
+                if reason:
+                    raise ValidationError({"model_type": f"The route {route.provider.name}:{route.upstream_model} "
+                                                         f"cannot serve it: {reason} Remove that route first."})
 
 
 class ModelAlias(models.Model):
@@ -176,6 +195,10 @@ class Route(models.Model):
         return f"{self.model.public_id} → {self.provider.name}:{self.upstream_model}"
 
     def clean(self) -> None:
+        if self.provider_id and self.model_id:
+            reason = route_refusal(self.provider.kind, self.model.model_type)
+            if reason:
+                raise ValidationError({"provider": reason})
         problems = allowed_options_problems(
             self.allowed_options,
             provider_kind=self.provider.kind if self.provider_id else None,

@@ -16,6 +16,9 @@ class KindFacts:
     dialect: str  # the wire format its bodies use: "openai" | "anthropic"
     needs_base_url: bool  # False for offline providers (mock)
     offline: bool  # True: never needs a secret (mock)
+    # The catalog model types ("chat", "embedding") some operation can serve through this kind:
+    # routes of a model of any other type are refused where the operator makes them.
+    model_types: frozenset[str] = frozenset()
 
 
 # Before registration (a kind the adapters do not know): the strictest answers.
@@ -35,3 +38,12 @@ def kinds_needing_base_url(kinds: list[str]) -> str:
     """'openai and anthropic': the kinds of `kinds` whose providers need a base URL, for messages."""
     names = [kind for kind in kinds if kind_facts(kind).needs_base_url]
     return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
+
+
+def route_refusal(kind: str, model_type: str) -> str | None:
+    """Why a route on a `kind` provider cannot serve a `model_type` model, or None when it can."""
+    if model_type in kind_facts(kind).model_types:
+        return None
+    able = ", ".join(f"`{k}`" for k, facts in _FACTS.items() if model_type in facts.model_types) or "none"
+    return (f"`{kind}` providers have no endpoint for {model_type} models: route them to a provider of "
+            f"kind {able}.")

@@ -66,9 +66,8 @@ class ModelEntry:
     created: int
     routes: tuple[RouteEntry, ...] = field(default=())
     web_search_price: Decimal | None = None  # USD per 1,000 searches
-    # What operations it serves (ai_proxy.operations: `Operation.model_type`); "chat" until the
-    # catalog has the field.
-    model_type: str = "chat"
+    model_type: str = "chat"  # CatalogModel.ModelType: which operations may serve it (Operation.model_type)
+    dimensions: int | None = None  # embedding models: the default vector size
 
     @property
     def is_priced(self) -> bool:
@@ -128,6 +127,8 @@ def _load() -> Catalog:
             created=int(m.created_at.timestamp()),
             routes=routes,
             web_search_price=m.web_search_price_per_1k,
+            model_type=m.model_type,
+            dimensions=m.dimensions,
         )
         for alias in m.aliases.all():
             names.setdefault(alias.alias, m.public_id)

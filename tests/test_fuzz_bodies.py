@@ -139,6 +139,14 @@ RESPONSES_VALID = st.fixed_dictionaries(
                                     "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}}),
     },
 )
+EMBEDDINGS_VALID = st.fixed_dictionaries(
+    {"model": st.just("mock-embedding"),
+     "input": st.one_of(PROSE, st.lists(PROSE, min_size=1, max_size=3), st.lists(st.integers(0, 100_000), min_size=1,
+                        max_size=5), st.lists(st.lists(st.integers(0, 100_000), min_size=1, max_size=3), min_size=1,
+                                              max_size=2))},
+    optional={"dimensions": st.integers(1, 64), "encoding_format": st.sampled_from(["float", "base64"]),
+              "user": PROSE},
+)
 
 
 def _nested(depth: int) -> dict:
@@ -245,6 +253,13 @@ def test_no_messages_body_is_a_5xx(client, data):
 def test_no_count_tokens_body_is_a_5xx(client, data):
     body = _mutate(data, data.draw(_anthropic_valid(with_max_tokens=False), label="body"))
     _assert_no_5xx(client.post("/anthropic/v1/messages/count_tokens", content=_encode(body)), "anthropic")
+
+
+@FUZZ
+@given(data=st.data())
+def test_no_embeddings_body_is_a_5xx(client, data):
+    body = _mutate(data, data.draw(EMBEDDINGS_VALID, label="body"))
+    _assert_no_5xx(client.post("/embeddings", content=_encode(body)), "openai")
 
 
 @FUZZ

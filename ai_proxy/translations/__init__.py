@@ -14,7 +14,7 @@ from __future__ import annotations
 from .base import Framer, Translation
 from .chat_to_anthropic import CHAT_TO_ANTHROPIC
 from .messages_to_chat import MESSAGES_TO_CHAT
-from .passthrough import CHAT_PASSTHROUGH, MESSAGES_PASSTHROUGH
+from .passthrough import CHAT_PASSTHROUGH, EMBEDDINGS_PASSTHROUGH, MESSAGES_PASSTHROUGH
 from .responses_to_anthropic import RESPONSES_TO_ANTHROPIC
 from .responses_to_chat import RESPONSES_TO_CHAT
 
@@ -23,6 +23,7 @@ TRANSLATIONS: dict[tuple[str, str], Translation] = {
     ("chat", "anthropic"): CHAT_TO_ANTHROPIC,
     ("messages", "anthropic"): MESSAGES_PASSTHROUGH,
     ("messages", "openai"): MESSAGES_TO_CHAT,
+    ("embeddings", "openai"): EMBEDDINGS_PASSTHROUGH,
     ("responses", "openai"): RESPONSES_TO_CHAT,
     ("responses", "anthropic"): RESPONSES_TO_ANTHROPIC,
 }
