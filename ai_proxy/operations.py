@@ -32,8 +32,14 @@ from .chat_format import chat_request_max_output, chat_request_validate
 from .embeddings_format import embeddings_request_validate, embeddings_tokens_bound, embeddings_tokens_estimate
 from .messages_format import messages_count_tokens_validate, messages_request_validate
 from .providers import ProviderAdapter
+from .responses_format import responses_request_validate
 from .token_counting import count_tokens_serve
 from .tokens import tokens_for_request, tokens_upper_bound
+from .translations.responses_to_chat import (
+    responses_input_tokens,
+    responses_input_tokens_bound,
+    responses_max_output,
+)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
@@ -170,6 +176,33 @@ MESSAGES = Operation(
         description="`Anthropic(base_url=\".../api/ai/anthropic\")` calls `/v1/messages`; the Vercel AI SDK calls "
                     "`/messages`. With `stream: true` the answer is Server-Sent Events, each with an `event:` name and "
                     "a `data:` object of the same `type`.",
+    ),
+)
+
+# The OpenAI Responses API, served on every chat model through chat completions upstream (the
+# translations responses_to_chat and responses_to_anthropic); its estimates are those of the chat
+# body it becomes.
+RESPONSES = Operation(
+    name=UsageRecord.Endpoint.RESPONSES,
+    label="responses",
+    error_format=OPENAI,
+    body_format="responses",
+    validate=responses_request_validate,
+    upstream_paths={OPENAI: "chat", ANTHROPIC: "messages"},
+    max_output=responses_max_output,
+    input_tokens=responses_input_tokens,
+    input_tokens_bound=responses_input_tokens_bound,
+    doc=OperationDoc(
+        summary="Create a response (OpenAI Responses API, any catalog model)",
+        request="ResponsesRequest",
+        response="Response",
+        stream_event="ResponseStreamEvent",
+        description="The Vercel AI SDK's default `openai(model)` and the `openai` SDK's `responses.create`. Served "
+                    "through chat completions upstream (Anthropic routes: on to Messages); stateless: `store: true`, "
+                    "`previous_response_id` and item references are refused with a 400 naming the field, as are "
+                    "hosted tools. With `stream: true` the answer is Server-Sent Events: `event: <type>` and "
+                    "`data: <ResponseStreamEvent>` with a `sequence_number`, ending with `response.completed`, "
+                    "`response.incomplete` or `response.failed`.",
     ),
 )
 

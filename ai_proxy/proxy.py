@@ -276,7 +276,7 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
         payload = translation.response(call, data)
         call.succeeded()
         if call.key.store_content:
-            call.completion_text = _completion_text(payload)
+            call.completion_text = (translation.text or _completion_text)(payload)
         if call.usage is None:
             call.usage = _estimated_usage(call, payload)
         headers = response_headers(call)

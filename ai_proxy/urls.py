@@ -12,6 +12,10 @@ urlpatterns = [
     # OpenAI(base_url=".../api/ai") calls /embeddings; clients configured with a /v1 base the other.
     path("embeddings", proxy_views.embeddings, name="embeddings"),
     path("v1/embeddings", proxy_views.embeddings),
+    # The OpenAI Responses API (the AI SDK's default `openai(model)`); /v1/responses for clients
+    # configured with a base URL that ends before /v1.
+    path("responses", proxy_views.responses, name="responses"),
+    path("v1/responses", proxy_views.responses),
     # Anthropic(base_url=".../api/ai/anthropic") calls /v1/messages; the AI SDK and the seed guide
     # call /messages. Same view.
     path("anthropic/v1/messages", proxy_views.anthropic_messages, name="anthropic-messages"),
