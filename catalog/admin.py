@@ -6,6 +6,7 @@ signals drop every instance's cached snapshot once it commits.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
@@ -13,7 +14,7 @@ from django.http import HttpRequest
 from core.audited_admin import AuditedModelAdmin
 
 from .models import CatalogModel, ModelAlias, Provider, Route
-from .provider_kinds import route_refusal
+from .provider_kinds import kind_choices, route_refusal
 
 
 @admin.register(Provider)
@@ -26,6 +27,12 @@ class ProviderAdmin(AuditedModelAdmin):
         "name", "kind", "base_url", "api_key_env", "secret_status", "connect_timeout_seconds", "timeout_seconds",
         "enabled", "created_at", "updated_at",
     )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "kind":
+            # The kinds are the adapters' (registered at startup), not static choices: a select of them.
+            return forms.ChoiceField(choices=kind_choices, label="Kind", help_text=db_field.help_text)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(boolean=True, description="secret set")
     def secret_is_set(self, obj: Provider) -> bool:

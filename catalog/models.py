@@ -8,7 +8,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from .provider_kinds import kind_facts, route_refusal
+from .provider_kinds import kind_facts, kind_validate, route_refusal
 from .route_options import allowed_options_problems
 
 PRICE_FIELD = dict(
@@ -17,15 +17,15 @@ PRICE_FIELD = dict(
 
 
 class Provider(models.Model):
-    class Kind(models.TextChoices):
-        OPENAI = "openai", "OpenAI-compatible (Chat Completions)"
-        ANTHROPIC = "anthropic", "Anthropic Messages"
-        MOCK = "mock", "Mock (offline, deterministic)"
-
     name = models.CharField(
         max_length=60, unique=True, validators=[RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "Lowercase name.")]
     )
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # The kinds are the provider adapters' (ai_proxy.providers.ADAPTERS, registered at startup in
+    # catalog.provider_kinds): no static choices, so a new adapter needs no migration here.
+    kind = models.CharField(
+        max_length=20, validators=[kind_validate],
+        help_text="The wire format and auth it speaks: one of the gateway's provider adapters.",
+    )
     base_url = models.URLField(
         blank=True,
         help_text="openai: the URL /chat/completions is appended to (https://api.openai.com/v1); "

@@ -1,18 +1,25 @@
 """What the catalog needs to know about each provider kind, told by the provider adapters.
 
 The catalog sits below ai_proxy (README, "Project layout"), so it cannot ask the adapters
-(ai_proxy/providers) itself: AiProxyConfig.ready registers each adapter's facts here at startup,
-and the catalog's models, admin and commands ask `kind_facts(kind)` instead of testing kind names.
-A new provider kind therefore needs no edit here.
+(ai_proxy/providers) itself: AiProxyConfig.ready hands it a source of each adapter's facts at
+startup, read on every question (so an adapter added to the table later counts too), and the
+catalog's models, admin and commands ask `kind_facts(kind)` instead of testing kind names.
+The kinds themselves are the adapters' too: `Provider.kind` accepts any registered kind (the
+admin and `set_provider --kind` offer them), so a new provider is an adapter module and its line in
+ai_proxy.providers.ADAPTERS, with no edit and no migration here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
 
 
 @dataclass(frozen=True)
 class KindFacts:
+    label: str  # what the admin shows: "Anthropic Messages"
     dialect: str  # the wire format its bodies use: "openai" | "anthropic"
     needs_base_url: bool  # False for offline providers (mock)
     offline: bool  # True: never needs a secret (mock)
@@ -22,16 +29,35 @@ class KindFacts:
 
 
 # Before registration (a kind the adapters do not know): the strictest answers.
-_UNKNOWN = KindFacts(dialect="", needs_base_url=True, offline=False)
-_FACTS: dict[str, KindFacts] = {}
+_UNKNOWN = KindFacts(label="", dialect="", needs_base_url=True, offline=False)
+_source: Callable[[], dict[str, KindFacts]] = dict
 
 
-def kind_facts_register(kind: str, facts: KindFacts) -> None:
-    _FACTS[kind] = facts
+def kind_facts_source(source: Callable[[], dict[str, KindFacts]]) -> None:
+    """Where the facts come from: kind -> KindFacts, in the adapters' order (set by ai_proxy)."""
+    global _source
+    _source = source
 
 
 def kind_facts(kind: str) -> KindFacts:
-    return _FACTS.get(kind, _UNKNOWN)
+    return _source().get(kind, _UNKNOWN)
+
+
+def registered_kinds() -> list[str]:
+    return list(_source())
+
+
+def kind_choices() -> list[tuple[str, str]]:
+    """(kind, label) for the admin's select, in the adapters' order (callable: read at render time)."""
+    return [(kind, f"{kind}: {facts.label}") for kind, facts in _source().items()]
+
+
+def kind_validate(value: str) -> None:
+    """Provider.kind's validator: a kind some adapter serves."""
+    facts = _source()
+    if value not in facts:
+        known = ", ".join(facts) or "none registered"
+        raise ValidationError(f"`{value}` is not a provider kind this gateway has an adapter for ({known}).")
 
 
 def kinds_needing_base_url(kinds: list[str]) -> str:
@@ -44,6 +70,6 @@ def route_refusal(kind: str, model_type: str) -> str | None:
     """Why a route on a `kind` provider cannot serve a `model_type` model, or None when it can."""
     if model_type in kind_facts(kind).model_types:
         return None
-    able = ", ".join(f"`{k}`" for k, facts in _FACTS.items() if model_type in facts.model_types) or "none"
+    able = ", ".join(f"`{k}`" for k, facts in _source().items() if model_type in facts.model_types) or "none"
     return (f"`{kind}` providers have no endpoint for {model_type} models: route them to a provider of "
             f"kind {able}.")

@@ -19,12 +19,18 @@ from .models import CatalogModel, ModelAlias, Provider, Route
 
 PROVIDERS = [
     # name, kind, base_url, api_key_env
-    ("anthropic", Provider.Kind.ANTHROPIC, "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
-    ("openai", Provider.Kind.OPENAI, "https://api.openai.com/v1", "OPENAI_API_KEY"),
-    ("xai", Provider.Kind.OPENAI, "https://api.x.ai/v1", "XAI_API_KEY"),
-    ("perplexity", Provider.Kind.OPENAI, "https://api.perplexity.ai", "PERPLEXITY_API_KEY"),
-    ("mock", Provider.Kind.MOCK, "", ""),
+    ("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+    ("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    ("xai", "openai", "https://api.x.ai/v1", "XAI_API_KEY"),
+    ("perplexity", "openai", "https://api.perplexity.ai", "PERPLEXITY_API_KEY"),
+    ("mock", "mock", "", ""),
 ]
+
+
+def seed_provider_kinds() -> list[str]:
+    """The provider kinds the seed catalog uses: each must have an adapter (checked at startup)."""
+    return sorted({kind for _, kind, _, _ in PROVIDERS})
+
 
 ANTHROPIC_PRICES = "anthropic.com/pricing (API, per MTok; cache write = 5-minute write), recorded 2025-06"
 OPENAI_PRICES = "openai.com/api/pricing (standard tier; cache write billed as input), recorded 2025-06"

@@ -3,6 +3,7 @@ dropped everywhere within a second of any catalog change (see core.versioned_cac
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -10,8 +11,10 @@ from decimal import Decimal
 from core.versioned_cache import VersionedCache
 
 from .models import CatalogModel
-from .provider_kinds import kind_facts
+from .provider_kinds import kind_facts, registered_kinds
 from .route_options import allowed_options_parse
+
+logger = logging.getLogger(__name__)
 
 catalog_cache = VersionedCache("catalog")
 
@@ -84,6 +87,16 @@ class Catalog:
         return self.models.get(public_id) if public_id else None
 
 
+def _kind_served(provider) -> bool:
+    # A kind no adapter serves (a row written behind the admin's validation, or an adapter since
+    # removed) cannot be called: its routes are left out, loudly, rather than failing requests.
+    if provider.kind in registered_kinds():
+        return True
+    logger.error("provider %s has kind %r, which no adapter serves: its routes are skipped", provider.name,
+                 provider.kind)
+    return False
+
+
 def _load() -> Catalog:
     models: dict[str, ModelEntry] = {}
     names: dict[str, str] = {}
@@ -108,7 +121,7 @@ def _load() -> Catalog:
                 allowed_options=allowed_options_parse(r.allowed_options),
             )
             for r in sorted(m.routes.all(), key=lambda r: (r.priority, -r.weight, r.pk))
-            if r.enabled and r.provider.enabled
+            if r.enabled and r.provider.enabled and _kind_served(r.provider)
         )
         models[m.public_id] = ModelEntry(
             id=m.pk,

@@ -193,6 +193,7 @@ class MockAdapter(OpenAIAdapter):
     provider (URL, headers, client, streaming, usage), with no network and no secret."""
 
     kind = "mock"
+    label = "Mock (offline, deterministic)"
     needs_base_url = False
     offline = True
     paths = {"chat": "/chat/completions", "embeddings": "/embeddings"}
