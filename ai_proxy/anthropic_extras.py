@@ -7,10 +7,12 @@ from datetime import datetime, timezone
 import orjson
 from django.http import HttpRequest, HttpResponse
 
+from catalog.models import CatalogModel
 from catalog.selectors import ModelEntry, catalog_get
 from core.errors import ANTHROPIC, ErrorCode, GatewayError, error_response, new_request_id, request_id_headers
 
 from .proxy import request_authenticate
+
 
 def _json(payload: dict, request_id: str, status: int = 200, extra: dict | None = None) -> HttpResponse:
     response = HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
@@ -34,7 +36,9 @@ async def anthropic_models(request: HttpRequest, model_id: str | None) -> HttpRe
             if model is None or not ctx.may_use(model.public_id):
                 raise GatewayError(404, f"model: {model_id}", code=ErrorCode.MODEL_NOT_FOUND)
             return _json(_model_json(model), request_id)
-        data = [_model_json(m) for m in catalog.models.values() if ctx.may_use(m.public_id)]
+        # Only what Messages can serve: embedding models are for /embeddings (OpenAI's list has both).
+        data = [_model_json(m) for m in catalog.models.values()
+                if ctx.may_use(m.public_id) and m.model_type == CatalogModel.ModelType.CHAT]
         # has_more is always false: the SDK's auto-pagination would otherwise call again.
         return _json(
             {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,

@@ -78,7 +78,9 @@ def _event(call: "ProxyCall") -> UsageEvent:
 def _prompt_text(call: "ProxyCall") -> str | None:
     if not call.body:
         return None
-    return orjson.dumps({k: call.body.get(k) for k in ("system", "messages") if k in call.body}).decode()
+    # The prompt's fields in every operation's body: chat and messages, Responses (instructions, input).
+    keys = ("system", "messages", "instructions", "input")
+    return orjson.dumps({k: call.body.get(k) for k in keys if k in call.body}).decode()
 
 
 def call_cost(call: "ProxyCall") -> Decimal | None:

@@ -13,23 +13,33 @@ Adding an endpoint (see README, "Adding an endpoint"):
      out of `upstream_paths` (its routes are skipped with a reason);
   3. the upstream path key in each adapter that serves it (ProviderAdapter.paths);
   4. one url line: `path("embeddings", proxy_view(EMBEDDINGS))` (ai_proxy/urls.py);
-  5. a `UsageRecord.Endpoint` choice for `name` when it is a new ledger value.
+  5. a `UsageRecord.Endpoint` choice for `name` when it is a new ledger value;
+  6. its `doc`: the schemas of its request, response and stream events, in ai_proxy/wire_schemas.py.
+     The OpenAPI document (ai_proxy/openapi.py) lists it at every url its view is routed to.
 No edit to ai_proxy/proxy.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from billing.models import UsageRecord
 from core.errors import ANTHROPIC, OPENAI
 
 from .chat_format import chat_request_max_output, chat_request_validate
+from .embeddings_format import embeddings_request_validate, embeddings_tokens_bound, embeddings_tokens_estimate
 from .messages_format import messages_count_tokens_validate, messages_request_validate
+from .providers import ProviderAdapter
+from .responses_format import responses_request_validate
 from .token_counting import count_tokens_serve
 from .tokens import tokens_for_request, tokens_upper_bound
+from .translations.responses_to_chat import (
+    responses_input_tokens,
+    responses_input_tokens_bound,
+    responses_max_output,
+)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
@@ -38,7 +48,35 @@ if TYPE_CHECKING:
 
     from .call import ProxyCall
 
-CHAT = "chat"  # catalog model types an operation may serve (`Operation.model_type`)
+# Catalog model types an operation may serve (`Operation.model_type`; catalog.CatalogModel.ModelType).
+CHAT = "chat"
+EMBEDDING = "embedding"
+# Where a client should send a model of each type, for the error that refuses it elsewhere.
+MODEL_TYPE_ENDPOINTS = {
+    CHAT: "POST /api/ai/chat/completions (or /api/ai/anthropic/v1/messages)",
+    EMBEDDING: "POST /api/ai/embeddings",
+}
+
+
+@dataclass(frozen=True)
+class OperationDoc:
+    """What the OpenAPI document says about an operation (ai_proxy.openapi builds its paths,
+    statuses and headers from this and the operation's other fields).
+
+    summary         one line, shown in Swagger UI's list.
+    request         component names in ai_proxy.wire_schemas.COMPONENTS: the JSON body,
+    response        the JSON answer,
+    stream_event    and the data of one Server-Sent Event when it streams ("" when it never does).
+    description     more, in Markdown.
+    headers         answer headers beside the common ones (name -> OpenAPI header object).
+    """
+
+    summary: str
+    request: str
+    response: str
+    stream_event: str = ""
+    description: str = ""
+    headers: Mapping[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,10 +104,12 @@ class Operation:
     may_stream      False: `stream` in the body is ignored (the validator should refuse it).
     billed          False: free at the provider (count_tokens): rate limits only, no budgets, no
                     price needed, no priced-option checks, zero usage on the ledger row.
-    model_type      the catalog model type it serves ("chat"; embeddings will add "embedding").
+    model_type      the catalog model type it serves ("chat" or "embedding").
     serve           async (call, request) -> HttpResponse, once admitted; None means the proxy's
                     forward loop (routes, failover, translation, streaming). A custom `serve`
                     records its outcome with call.succeeded()/failed(); the proxy meters it.
+    doc             what the OpenAPI document says about it (OperationDoc); None fails
+                    tests/test_openapi.py, which names what to add.
     """
 
     name: str
@@ -85,6 +125,7 @@ class Operation:
     billed: bool = True
     model_type: str = CHAT
     serve: Callable[["ProxyCall", "HttpRequest"], Awaitable["HttpResponse"]] | None = None
+    doc: OperationDoc | None = None
 
     def streams(self, body: dict) -> bool:
         return self.may_stream and bool(body.get("stream"))
@@ -108,6 +149,15 @@ CHAT_COMPLETIONS = Operation(
     validate=chat_request_validate,
     upstream_paths={OPENAI: "chat", ANTHROPIC: "messages"},
     max_output=_chat_max_output,
+    doc=OperationDoc(
+        summary="Create a chat completion (OpenAI Chat Completions, any catalog model)",
+        request="ChatCompletionRequest",
+        response="ChatCompletion",
+        stream_event="ChatCompletionChunk",
+        description="Routed to the model's provider and translated when it speaks Anthropic's format. With "
+                    "`stream: true` the answer is Server-Sent Events: `data: <ChatCompletionChunk>` lines, then "
+                    "`data: [DONE]`.",
+    ),
 )
 
 MESSAGES = Operation(
@@ -118,6 +168,42 @@ MESSAGES = Operation(
     validate=messages_request_validate,
     upstream_paths={OPENAI: "chat", ANTHROPIC: "messages"},
     max_output=_messages_max_output,
+    doc=OperationDoc(
+        summary="Create a message (Anthropic Messages, any catalog model)",
+        request="MessagesRequest",
+        response="Message",
+        stream_event="MessagesStreamEvent",
+        description="`Anthropic(base_url=\".../api/ai/anthropic\")` calls `/v1/messages`; the Vercel AI SDK calls "
+                    "`/messages`. With `stream: true` the answer is Server-Sent Events, each with an `event:` name and "
+                    "a `data:` object of the same `type`.",
+    ),
+)
+
+# The OpenAI Responses API, served on every chat model through chat completions upstream (the
+# translations responses_to_chat and responses_to_anthropic); its estimates are those of the chat
+# body it becomes.
+RESPONSES = Operation(
+    name=UsageRecord.Endpoint.RESPONSES,
+    label="responses",
+    error_format=OPENAI,
+    body_format="responses",
+    validate=responses_request_validate,
+    upstream_paths={OPENAI: "chat", ANTHROPIC: "messages"},
+    max_output=responses_max_output,
+    input_tokens=responses_input_tokens,
+    input_tokens_bound=responses_input_tokens_bound,
+    doc=OperationDoc(
+        summary="Create a response (OpenAI Responses API, any catalog model)",
+        request="ResponsesRequest",
+        response="Response",
+        stream_event="ResponseStreamEvent",
+        description="The Vercel AI SDK's default `openai(model)` and the `openai` SDK's `responses.create`. Served "
+                    "through chat completions upstream (Anthropic routes: on to Messages); stateless: `store: true`, "
+                    "`previous_response_id` and item references are refused with a 400 naming the field, as are "
+                    "hosted tools. With `stream: true` the answer is Server-Sent Events: `event: <type>` and "
+                    "`data: <ResponseStreamEvent>` with a `sequence_number`, ending with `response.completed`, "
+                    "`response.incomplete` or `response.failed`.",
+    ),
 )
 
 # Counted by the provider where its adapter can (Anthropic), else estimated: it never fails over
@@ -132,4 +218,45 @@ COUNT_TOKENS = Operation(
     may_stream=False,
     billed=False,
     serve=count_tokens_serve,
+    doc=OperationDoc(
+        summary="Count a message's input tokens (Anthropic format)",
+        request="CountTokensRequest",
+        response="CountTokensResponse",
+        description="Free: it counts against the key's and organization's rate limits, not budgets, and leaves a "
+                    "zero-cost ledger row.",
+        headers={"x-gateway-token-count": {
+            "description": "`provider` when an Anthropic route counted, `estimate` otherwise.",
+            "schema": {"enum": ["provider", "estimate"]}}},
+    ),
 )
+
+# OpenAI's embeddings, on OpenAI-dialect routes only (Anthropic has no such endpoint): no output,
+# never streamed, priced per input token.
+EMBEDDINGS = Operation(
+    name=UsageRecord.Endpoint.EMBEDDINGS,
+    label="embeddings",
+    error_format=OPENAI,
+    body_format="embeddings",
+    validate=embeddings_request_validate,
+    upstream_paths={OPENAI: "embeddings"},
+    input_tokens=embeddings_tokens_estimate,
+    input_tokens_bound=embeddings_tokens_bound,
+    may_stream=False,
+    model_type=EMBEDDING,
+    doc=OperationDoc(
+        summary="Create embeddings (OpenAI Embeddings, the catalog's embedding models)",
+        request="EmbeddingsRequest",
+        response="EmbeddingsResponse",
+    ),
+)
+
+
+def model_types_served(adapter: ProviderAdapter) -> frozenset[str]:
+    """The catalog model types some operation can serve through `adapter`: its dialect is in the
+    operation's `upstream_paths` and the adapter has that path. The catalog's validation refuses
+    routes of other types on providers of the adapter's kind (catalog.provider_kinds)."""
+    operations = [value for value in globals().values() if isinstance(value, Operation)]  # every one defined here
+    return frozenset(
+        op.model_type for op in operations
+        if adapter.dialect in op.upstream_paths and adapter.supports(op.upstream_paths[adapter.dialect])
+    )

@@ -84,10 +84,14 @@ async def _resolve(call: ProxyCall) -> ModelEntry:
             param="model",
         )
     if model.model_type != call.operation.model_type:
+        from .operations import EMBEDDING, MODEL_TYPE_ENDPOINTS  # operations imports this module
+
+        kind = "an embedding" if model.model_type == EMBEDDING else f"a {model.model_type}"
+        endpoint = MODEL_TYPE_ENDPOINTS.get(model.model_type, "the endpoint for its type")
         raise GatewayError(
             400,
-            f"The model `{model.public_id}` is a {model.model_type} model; this endpoint serves "
-            f"{call.operation.model_type} models.",
+            f"The model `{model.public_id}` is {kind} model; {call.operation.label} serves "
+            f"{call.operation.model_type} models. Use {endpoint} for it.",
             code=ErrorCode.MODEL_WRONG_TYPE,
             param="model",
         )
@@ -272,7 +276,7 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
         payload = translation.response(call, data)
         call.succeeded()
         if call.key.store_content:
-            call.completion_text = _completion_text(payload)
+            call.completion_text = (translation.text or _completion_text)(payload)
         if call.usage is None:
             call.usage = _estimated_usage(call, payload)
         headers = response_headers(call)
@@ -339,8 +343,9 @@ def _completion_text(payload: dict) -> str:
 def _estimated_usage(call: ProxyCall, payload: dict | None = None, text_chars: int = 0) -> dict:
     call.tokens_estimated = True
     completion = tokens_for_chars(text_chars)
-    if payload is not None:
-        completion = tokens_for_text(orjson.dumps(payload.get("choices") or payload.get("content") or "").decode())
+    output = payload.get("choices") or payload.get("content") if payload is not None else None
+    if output:  # an answer without output (embeddings) generated nothing
+        completion = tokens_for_text(orjson.dumps(output).decode())
     return {
         "prompt_tokens": call.operation.input_tokens(call.body),
         "completion_tokens": completion,

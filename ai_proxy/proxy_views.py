@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from core.errors import ANTHROPIC, OPENAI, ErrorCode, GatewayError, error_response, new_request_id
 
 from .anthropic_extras import anthropic_models
-from .operations import CHAT_COMPLETIONS, COUNT_TOKENS, MESSAGES, Operation
+from .operations import CHAT_COMPLETIONS, COUNT_TOKENS, EMBEDDINGS, MESSAGES, RESPONSES, Operation
 from .proxy import proxy_handle
 
 
@@ -45,12 +45,15 @@ def proxy_view(operation: Operation) -> Callable[[HttpRequest], Awaitable[HttpRe
         return await proxy_handle(request, operation)
 
     view.__name__ = view.__qualname__ = f"proxy_{operation.name}"
+    view.operation = operation  # the OpenAPI document finds the routed operations by it (ai_proxy.openapi)
     return view
 
 
 chat_completions = proxy_view(CHAT_COMPLETIONS)
 anthropic_messages = proxy_view(MESSAGES)
 anthropic_messages_count_tokens = proxy_view(COUNT_TOKENS)
+embeddings = proxy_view(EMBEDDINGS)
+responses = proxy_view(RESPONSES)
 
 
 async def anthropic_models_list(request: HttpRequest) -> HttpResponse:
@@ -69,9 +72,7 @@ async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     """Any other path under /api/ai/: a JSON 404 in the family's format, never Django's HTML page."""
     fmt = ANTHROPIC if request.path.startswith("/api/ai/anthropic/") else OPENAI
     hint = ""
-    if request.path.rstrip("/").endswith("/responses"):
-        hint = " The Responses API is not served: use chat/completions (AI SDK: `openai.chat(model)`)."
-    elif request.path.endswith("/"):
+    if request.path.endswith("/"):
         hint = " Paths take no trailing slash."
     return error_response(
         GatewayError(404, f"No endpoint {request.method} {request.path}.{hint}", code=ErrorCode.NOT_FOUND),

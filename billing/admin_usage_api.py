@@ -19,10 +19,11 @@ import re
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.response import Response
 
-from core.api_views import ApiView
+from core.api_views import DATABASE_DOWN, ApiView, error_doc
 from core.errors import ErrorCode, GatewayError, raise_for_drf
 from orgs.members import STAFF_TOKEN_PREFIX, staff_token_user
 
@@ -125,11 +126,75 @@ def _cursor_decode(raw: str) -> dt.datetime:
                                    param="page", code=ErrorCode.INVALID_VALUE))
 
 
+_NAME = {"type": ["string", "null"]}
+_TIME_PARAMETER = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"},
+                             {"type": "string", "pattern": r"^\d{1,12}$"}]}
+ADMIN_USAGE_SCHEMA = {
+    "type": "object", "required": ["object", "data", "has_more", "next_page"],
+    "properties": {
+        "object": {"const": "page"},
+        "data": {"type": "array", "items": {
+            "type": "object",
+            "required": ["object", "start_time", "end_time", "starting_at", "ending_at", "partial", "results"],
+            "properties": {
+                "object": {"const": "bucket"},
+                "start_time": {"type": "integer"}, "end_time": {"type": "integer"},
+                "starting_at": {"type": "string", "format": "date-time"},
+                "ending_at": {"type": "string", "format": "date-time"},
+                "partial": {"type": "boolean"},
+                "results": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["object", "num_model_requests", "input_tokens", "output_tokens", "cost_usd"],
+                    "properties": {
+                        "object": {"const": "organization.usage.result"},
+                        "organization": _NAME, "api_key_prefix": _NAME, "model": _NAME,
+                        "num_model_requests": {"type": "integer"}, "errors": {"type": "integer"},
+                        "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
+                        "input_cached_tokens": {"type": "integer"}, "input_cache_write_tokens": {"type": "integer"},
+                        "cost_usd": {"type": "number", "description": "USD, the exact decimal."},
+                    },
+                }},
+            },
+        }},
+        "has_more": {"type": "boolean"},
+        "next_page": {"type": ["string", "null"], "description": "Pass as `page` for the next buckets."},
+    },
+}
+
+
 class AdminUsageApi(ApiView):
+    """Usage across organizations in time buckets, shaped like OpenAI's and Anthropic's admin usage
+    APIs (see the module docstring): staff token or the admin's session, never an organization key."""
+
     authentication_classes = [StaffTokenAuthentication, StaffSessionAuthentication]
     permission_classes = [permissions.IsAuthenticated, IsStaff]
     renderer_classes = [ExactDecimalJSONRenderer]
 
+    @extend_schema(
+        operation_id="admin_usage", tags=["Gateway"], summary="Usage across organizations (staff only)",
+        parameters=[
+            OpenApiParameter("start", _TIME_PARAMETER, OpenApiParameter.QUERY, required=True,
+                             description="ISO 8601 time (2025-01-31T00:00:00Z), a date, or unix seconds; "
+                                         "2000 to 9997."),
+            OpenApiParameter("end", _TIME_PARAMETER, OpenApiParameter.QUERY, description="As start; default now."),
+            OpenApiParameter("bucket", str, OpenApiParameter.QUERY, enum=list(BUCKETS),
+                             description="Default 1d (UTC)."),
+            OpenApiParameter("group_by", str, OpenApiParameter.QUERY,
+                             description="Comma-separated: organization, key, model."),
+            OpenApiParameter("limit", int, OpenApiParameter.QUERY,
+                             description="Buckets per page (1h: 1-168, 1d: 1-31)."),
+            OpenApiParameter("page", str, OpenApiParameter.QUERY,
+                             description="The `next_page` cursor of the last page."),
+        ],
+        responses={
+            200: OpenApiResponse(ADMIN_USAGE_SCHEMA, description="One page of time buckets."),
+            400: error_doc("A parameter is missing or malformed (`param` names it)."),
+            401: error_doc("No staff credentials, or an organization key (refused: this is every organization's "
+                           "data)."),
+            403: error_doc("Logged in, but not staff."),
+            503: DATABASE_DOWN,
+        },
+    )
     def get(self, request):
         q = request.query_params
         bucket = q.get("bucket") or q.get("bucket_width") or "1d"

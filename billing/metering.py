@@ -79,7 +79,7 @@ return #items
 class UsageEvent:
     request_id: str
     started_at: datetime
-    endpoint: str  # "openai" | "anthropic" | "count_tokens" (UsageRecord.Endpoint)
+    endpoint: str  # "openai" | "anthropic" | "count_tokens" | "embeddings" (UsageRecord.Endpoint)
     organization_id: int | None  # None only when authentication failed
     api_key_id: int | None
     public_model: str  # what the client asked for, "" if absent

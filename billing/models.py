@@ -20,6 +20,8 @@ class UsageRecord(models.Model):
         ANTHROPIC = "anthropic", "Anthropic Messages"
         # Free at the provider (zero cost) but metered: it counts against the key's RPM.
         COUNT_TOKENS = "count_tokens", "Anthropic count_tokens"
+        EMBEDDINGS = "embeddings", "OpenAI Embeddings"
+        RESPONSES = "responses", "OpenAI Responses"
 
     # Unique so that a retried drain of the same buffered row can't bill twice.
     request_id = models.CharField(max_length=64, unique=True)

@@ -7,9 +7,11 @@ import re
 
 from django.db import connection
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from core.api_views import ApiView
+from core.api_views import DATABASE_DOWN, UNAUTHENTICATED, ApiView, error_doc
 from core.errors import ErrorCode, GatewayError, raise_for_drf
 
 from .metering import ledger_flush_sync
@@ -62,6 +64,57 @@ def _budget_json(status: BudgetStatus) -> dict:
     }
 
 
+_MONEY = {"type": "number", "description": "USD, the exact decimal (never rounded through a float)."}
+_BUCKET = {"type": "object", "required": ["requests", "tokens", "cost"],
+           "properties": {"requests": {"type": "integer"}, "tokens": {"type": "integer"}, "cost": _MONEY}}
+USAGE_SCHEMA = {
+    "type": "object",
+    "required": ["organization", "from_date", "to_date", "currency", "total_cost", "total_requests", "total_tokens",
+                 "prompt_tokens", "completion_tokens", "error_requests", "by_model", "by_day", "by_key", "budgets"],
+    "properties": {
+        "organization": {"type": "string", "description": "The caller's organization's slug."},
+        "from_date": {"type": "string", "format": "date"},
+        "to_date": {"type": "string", "format": "date"},
+        "currency": {"const": "USD"},
+        "total_cost": _MONEY,
+        "total_requests": {"type": "integer"},
+        "total_tokens": {"type": "integer"},
+        "prompt_tokens": {"type": "integer"},
+        "completion_tokens": {"type": "integer"},
+        "error_requests": {"type": "integer"},
+        "by_model": {"type": "object", "additionalProperties": _BUCKET},
+        "by_day": {"type": "array", "items": {**_BUCKET, "required": ["date", *_BUCKET["required"]], "properties": {
+            "date": {"type": "string", "format": "date"}, **_BUCKET["properties"]}}},
+        "by_key": {"type": "object", "description": "By key prefix.", "additionalProperties": {
+            **_BUCKET, "required": ["label", *_BUCKET["required"]],
+            "properties": {"label": {"type": "string"}, **_BUCKET["properties"]}}},
+        "budgets": {"type": "array", "items": {
+            "type": "object",
+            "required": ["scope", "key_prefix", "period", "mode", "amount", "spent", "percent_used", "period_start",
+                         "resets_at"],
+            "properties": {
+                "scope": {"enum": ["organization", "key"]},
+                "key_prefix": {"type": ["string", "null"]},
+                "period": {"enum": ["day", "week", "month", "total"]},
+                "mode": {"enum": ["hard", "soft"]},
+                "amount": _MONEY,
+                "spent": _MONEY,
+                "percent_used": {"type": ["number", "null"]},
+                "period_start": {"type": ["string", "null"], "format": "date-time"},
+                "resets_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        }},
+    },
+}
+_DATE_PARAMETERS = [
+    OpenApiParameter(name, OpenApiTypes.DATE, OpenApiParameter.QUERY,
+                     description=f"YYYY-MM-DD (UTC), inclusive, {USAGE_DATE_MIN} to {USAGE_DATE_MAX}. {text}")
+    for name, text in (("from_date", "Default: the first of to_date's month."),
+                       ("to_date", "Default: the end of from_date's month or of the current month, whichever is "
+                                   "later."))
+]
+
+
 class UsageApi(ApiView):
     """GET /api/ai/usage?from_date=&to_date=: the caller's organization's usage, dates inclusive (UTC).
 
@@ -73,6 +126,14 @@ class UsageApi(ApiView):
 
     renderer_classes = [ExactDecimalJSONRenderer]
 
+    @extend_schema(
+        operation_id="usage", tags=["Gateway"], summary="The caller's organization's usage and cost",
+        parameters=_DATE_PARAMETERS,
+        responses={200: OpenApiResponse(USAGE_SCHEMA, description="Usage and budgets."),
+                   400: error_doc("A date is malformed or out of range, or to_date is before from_date "
+                                  "(`invalid_value`, `param` names it)."),
+                   401: UNAUTHENTICATED, 503: DATABASE_DOWN},
+    )
     def get(self, request):
         ctx = request.auth
         from_date = _date_param(request, "from_date")

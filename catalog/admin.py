@@ -6,12 +6,15 @@ signals drop every instance's cached snapshot once it commits.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from core.audited_admin import AuditedModelAdmin
 
 from .models import CatalogModel, ModelAlias, Provider, Route
+from .provider_kinds import kind_choices, route_refusal
 
 
 @admin.register(Provider)
@@ -24,6 +27,12 @@ class ProviderAdmin(AuditedModelAdmin):
         "name", "kind", "base_url", "api_key_env", "secret_status", "connect_timeout_seconds", "timeout_seconds",
         "enabled", "created_at", "updated_at",
     )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "kind":
+            # The kinds are the adapters' (registered at startup), not static choices: a select of them.
+            return forms.ChoiceField(choices=kind_choices, label="Kind", help_text=db_field.help_text)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(boolean=True, description="secret set")
     def secret_is_set(self, obj: Provider) -> bool:
@@ -44,8 +53,24 @@ class ModelAliasInline(admin.TabularInline):
     extra = 0
 
 
+class RouteInlineFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        # The model's type as submitted on this same page (Route.clean sees the saved one, or none
+        # for a new model): an embedding model gets no route on a provider that cannot embed.
+        model_type = self.instance.model_type
+        for form in self.forms:
+            provider = (getattr(form, "cleaned_data", None) or {}).get("provider")
+            if provider is None or form.cleaned_data.get("DELETE"):
+                continue
+            reason = route_refusal(provider.kind, model_type)
+            if reason:
+                form.add_error("provider", reason)
+
+
 class RouteInline(admin.TabularInline):
     model = Route
+    formset = RouteInlineFormSet
     extra = 0
     fields = ("provider", "upstream_model", "priority", "weight", "enabled", "drop_unsupported_params", "allowed_options")
 
@@ -53,24 +78,26 @@ class RouteInline(admin.TabularInline):
 @admin.register(CatalogModel)
 class CatalogModelAdmin(AuditedModelAdmin):
     list_display = (
-        "public_id", "display_name", "provider_label", "input_price_per_mtok", "output_price_per_mtok",
+        "public_id", "display_name", "model_type", "provider_label", "input_price_per_mtok", "output_price_per_mtok",
         "cache_read_price_per_mtok", "cache_write_price_per_mtok", "enabled",
     )
     # Prices are what operators correct most often; editable straight from the list.
     list_editable = (
         "input_price_per_mtok", "output_price_per_mtok", "cache_read_price_per_mtok", "cache_write_price_per_mtok",
     )
-    list_filter = ("enabled", "provider_label", "speed_tier", "cost_tier")
+    list_filter = ("enabled", "model_type", "provider_label", "speed_tier", "cost_tier")
     search_fields = ("public_id", "display_name", "aliases__alias")
     readonly_fields = ("created_at", "updated_at")
     inlines = (ModelAliasInline, RouteInline)
     fieldsets = (
-        (None, {"fields": ("public_id", "display_name", "provider_label", "best_for", "enabled")}),
+        (None, {"fields": ("public_id", "display_name", "model_type", "provider_label", "best_for", "enabled")}),
         ("Prices (USD per million tokens)", {"fields": (
             "input_price_per_mtok", "output_price_per_mtok", "cache_read_price_per_mtok",
             "cache_write_price_per_mtok", "web_search_price_per_1k", "price_source",
         )}),
-        ("Limits and tiers", {"fields": ("max_output_tokens", "context_window", "speed_tier", "cost_tier")}),
+        ("Limits and tiers", {"fields": (
+            "max_output_tokens", "context_window", "dimensions", "speed_tier", "cost_tier",
+        )}),
         ("Dates", {"fields": ("created_at", "updated_at")}),
     )
 

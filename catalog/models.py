@@ -8,6 +8,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from .provider_kinds import kind_facts, kind_validate, route_refusal
 from .route_options import allowed_options_problems
 
 PRICE_FIELD = dict(
@@ -16,15 +17,15 @@ PRICE_FIELD = dict(
 
 
 class Provider(models.Model):
-    class Kind(models.TextChoices):
-        OPENAI = "openai", "OpenAI-compatible (Chat Completions)"
-        ANTHROPIC = "anthropic", "Anthropic Messages"
-        MOCK = "mock", "Mock (offline, deterministic)"
-
     name = models.CharField(
         max_length=60, unique=True, validators=[RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "Lowercase name.")]
     )
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # The kinds are the provider adapters' (ai_proxy.providers.ADAPTERS, registered at startup in
+    # catalog.provider_kinds): no static choices, so a new adapter needs no migration here.
+    kind = models.CharField(
+        max_length=20, validators=[kind_validate],
+        help_text="The wire format and auth it speaks: one of the gateway's provider adapters.",
+    )
     base_url = models.URLField(
         blank=True,
         help_text="openai: the URL /chat/completions is appended to (https://api.openai.com/v1); "
@@ -51,7 +52,7 @@ class Provider(models.Model):
 
     @property
     def needs_secret(self) -> bool:
-        return self.kind != self.Kind.MOCK and bool(self.api_key_env)
+        return not kind_facts(self.kind).offline and bool(self.api_key_env)
 
     @property
     def secret_is_set(self) -> bool:
@@ -59,6 +60,11 @@ class Provider(models.Model):
 
 
 class CatalogModel(models.Model):
+    class ModelType(models.TextChoices):
+        # Which endpoints may serve it: a chat model is never offered for embeddings, nor the reverse.
+        CHAT = "chat", "Chat (chat/completions, messages, responses)"
+        EMBEDDING = "embedding", "Embedding (/embeddings)"
+
     class SpeedTier(models.TextChoices):
         FASTEST = "fastest", "Fastest"
         FAST = "fast", "Fast"
@@ -78,6 +84,13 @@ class CatalogModel(models.Model):
     display_name = models.CharField(max_length=200)
     provider_label = models.CharField(max_length=60, help_text="Who makes it (Anthropic, OpenAI, xAI, ...).")
     best_for = models.CharField(max_length=300, blank=True)
+    model_type = models.CharField(
+        "type", max_length=20, choices=ModelType.choices, default=ModelType.CHAT,
+        help_text="Chat models serve chat/completions, messages and responses; embedding models serve /embeddings.",
+    )
+    dimensions = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Embedding models: the size of the vectors it returns by default."
+    )
     speed_tier = models.CharField(max_length=10, choices=SpeedTier.choices, default=SpeedTier.MEDIUM)
     cost_tier = models.CharField(max_length=10, choices=CostTier.choices, default=CostTier.MEDIUM)
     # USD per million tokens. A model without input and output prices cannot be called.
@@ -119,6 +132,13 @@ class CatalogModel(models.Model):
                 if getattr(self, name) is None
             }
             raise ValidationError(missing)
+        if self.pk is not None:
+            # A type change must not leave routes that can no longer serve the model.
+            for route in self.routes.select_related("provider"):
+                reason = route_refusal(route.provider.kind, self.model_type)
+                if reason:
+                    raise ValidationError({"model_type": f"The route {route.provider.name}:{route.upstream_model} "
+                                                         f"cannot serve it: {reason} Remove that route first."})
 
 
 class ModelAlias(models.Model):
@@ -175,6 +195,10 @@ class Route(models.Model):
         return f"{self.model.public_id} → {self.provider.name}:{self.upstream_model}"
 
     def clean(self) -> None:
+        if self.provider_id and self.model_id:
+            reason = route_refusal(self.provider.kind, self.model.model_type)
+            if reason:
+                raise ValidationError({"provider": reason})
         problems = allowed_options_problems(
             self.allowed_options,
             provider_kind=self.provider.kind if self.provider_id else None,

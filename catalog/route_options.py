@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from .provider_kinds import kind_facts
+
 WEB_SEARCH_OPTIONS = frozenset({"server_tool:web_search", "web_search_options"})
 _ANTHROPIC_ONLY = ("anthropic-beta:", "server_tool:", "inference_geo:", "speed:", "cache_ttl:")
 _OPTION_RE = re.compile(
@@ -27,7 +29,7 @@ def allowed_options_problems(text: str, *, provider_kind: str | None, web_search
     for name in sorted(allowed_options_parse(text)):
         if not _OPTION_RE.match(name):
             problems.append(f"`{name}` is not an option name the gateway knows (see the field's help).")
-        elif name.startswith(_ANTHROPIC_ONLY) and provider_kind not in (None, "anthropic"):
+        elif name.startswith(_ANTHROPIC_ONLY) and provider_kind is not None and kind_facts(provider_kind).dialect != "anthropic":
             problems.append(f"`{name}` only applies to routes whose provider speaks the Anthropic format.")
         elif name in WEB_SEARCH_OPTIONS and not web_search_priced:
             problems.append(f"`{name}` needs the model's web search price (USD per 1,000 searches) set first.")

@@ -19,15 +19,23 @@ from .models import CatalogModel, ModelAlias, Provider, Route
 
 PROVIDERS = [
     # name, kind, base_url, api_key_env
-    ("anthropic", Provider.Kind.ANTHROPIC, "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
-    ("openai", Provider.Kind.OPENAI, "https://api.openai.com/v1", "OPENAI_API_KEY"),
-    ("xai", Provider.Kind.OPENAI, "https://api.x.ai/v1", "XAI_API_KEY"),
-    ("perplexity", Provider.Kind.OPENAI, "https://api.perplexity.ai", "PERPLEXITY_API_KEY"),
-    ("mock", Provider.Kind.MOCK, "", ""),
+    ("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+    ("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    ("xai", "openai", "https://api.x.ai/v1", "XAI_API_KEY"),
+    ("perplexity", "openai", "https://api.perplexity.ai", "PERPLEXITY_API_KEY"),
+    ("mock", "mock", "", ""),
 ]
+
+
+def seed_provider_kinds() -> list[str]:
+    """The provider kinds the seed catalog uses: each must have an adapter (checked at startup)."""
+    return sorted({kind for _, kind, _, _ in PROVIDERS})
+
 
 ANTHROPIC_PRICES = "anthropic.com/pricing (API, per MTok; cache write = 5-minute write), recorded 2025-06"
 OPENAI_PRICES = "openai.com/api/pricing (standard tier; cache write billed as input), recorded 2025-06"
+# Embedding models bill input tokens only: output is 0 and the cache prices equal the input price.
+OPENAI_EMBEDDING_PRICES = "developers.openai.com/api/docs/models/{} (Embeddings, per 1M input tokens), recorded 2026-12"
 
 MODELS = [
     {
@@ -137,6 +145,57 @@ MODELS = [
         "routes": [("perplexity", "sonar-pro")],
         "aliases": ["llama-3.1-sonar-large-128k-online", "sonar-pro"],
     },
+    # Embedding models (`type` "embedding"): served on /embeddings only. `context_window` is the
+    # input limit per item (8192 tokens, per the SDK's `input` docs); `dimensions` the native size.
+    {
+        "public_id": "text-embedding-3-small",
+        "type": "embedding",
+        "display_name": "Text Embedding 3 Small",
+        "provider_label": "OpenAI",
+        "best_for": "Cheap embeddings for search, clustering and retrieval",
+        "speed_tier": "fast",
+        "cost_tier": "low",
+        "prices": (D("0.02"), D("0"), D("0.02"), D("0.02")),
+        "price_source": OPENAI_EMBEDDING_PRICES.format("text-embedding-3-small"),
+        "max_output_tokens": 0,
+        "context_window": 8192,
+        "dimensions": 1536,
+        "routes": [("openai", "text-embedding-3-small")],
+        "aliases": [],
+    },
+    {
+        "public_id": "text-embedding-3-large",
+        "type": "embedding",
+        "display_name": "Text Embedding 3 Large",
+        "provider_label": "OpenAI",
+        "best_for": "The most capable OpenAI embeddings, English and other languages",
+        "speed_tier": "slow",
+        "cost_tier": "low",
+        "prices": (D("0.13"), D("0"), D("0.13"), D("0.13")),
+        "price_source": OPENAI_EMBEDDING_PRICES.format("text-embedding-3-large"),
+        "max_output_tokens": 0,
+        "context_window": 8192,
+        "dimensions": 3072,
+        "routes": [("openai", "text-embedding-3-large")],
+        "aliases": [],
+    },
+    {
+        "public_id": "mock-embedding",
+        "type": "embedding",
+        "display_name": "Mock embeddings (offline)",
+        "provider_label": "Gateway",
+        "best_for": "Trying /embeddings offline; deterministic vectors for tests",
+        "speed_tier": "fastest",
+        "cost_tier": "low",
+        # Not free on purpose, as mock-echo: metering and budgets behave as with a real model.
+        "prices": (D("0.02"), D("0"), D("0.02"), D("0.02")),
+        "price_source": "gateway's own test price",
+        "max_output_tokens": 0,
+        "context_window": 8192,
+        "dimensions": 1536,
+        "routes": [("mock", "mock-embedding")],
+        "aliases": [],
+    },
     {
         "public_id": "mock-echo",
         "display_name": "Mock echo (offline)",
@@ -173,6 +232,8 @@ def catalog_seed() -> dict[str, int]:
                 "display_name": spec["display_name"],
                 "provider_label": spec["provider_label"],
                 "best_for": spec["best_for"],
+                "model_type": spec.get("type", CatalogModel.ModelType.CHAT),
+                "dimensions": spec.get("dimensions"),
                 "speed_tier": spec["speed_tier"],
                 "cost_tier": spec["cost_tier"],
                 "input_price_per_mtok": input_price,

@@ -3,14 +3,18 @@ dropped everywhere within a second of any catalog change (see core.versioned_cac
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from core.versioned_cache import VersionedCache
 
-from .models import CatalogModel, Provider
+from .models import CatalogModel
+from .provider_kinds import kind_facts, registered_kinds
 from .route_options import allowed_options_parse
+
+logger = logging.getLogger(__name__)
 
 catalog_cache = VersionedCache("catalog")
 
@@ -33,7 +37,7 @@ class ProviderEntry:
 
     @property
     def needs_secret(self) -> bool:
-        return self.kind != Provider.Kind.MOCK and bool(self.api_key_env)
+        return not kind_facts(self.kind).offline and bool(self.api_key_env)
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,8 @@ class ModelEntry:
     created: int
     routes: tuple[RouteEntry, ...] = field(default=())
     web_search_price: Decimal | None = None  # USD per 1,000 searches
-    # What operations it serves (ai_proxy.operations: `Operation.model_type`); "chat" until the
-    # catalog has the field.
-    model_type: str = "chat"
+    model_type: str = "chat"  # CatalogModel.ModelType: which operations may serve it (Operation.model_type)
+    dimensions: int | None = None  # embedding models: the default vector size
 
     @property
     def is_priced(self) -> bool:
@@ -82,6 +85,16 @@ class Catalog:
     def resolve(self, name: str) -> ModelEntry | None:
         public_id = self.names.get(name)
         return self.models.get(public_id) if public_id else None
+
+
+def _kind_served(provider) -> bool:
+    # A kind no adapter serves (a row written behind the admin's validation, or an adapter since
+    # removed) cannot be called: its routes are left out, loudly, rather than failing requests.
+    if provider.kind in registered_kinds():
+        return True
+    logger.error("provider %s has kind %r, which no adapter serves: its routes are skipped", provider.name,
+                 provider.kind)
+    return False
 
 
 def _load() -> Catalog:
@@ -108,7 +121,7 @@ def _load() -> Catalog:
                 allowed_options=allowed_options_parse(r.allowed_options),
             )
             for r in sorted(m.routes.all(), key=lambda r: (r.priority, -r.weight, r.pk))
-            if r.enabled and r.provider.enabled
+            if r.enabled and r.provider.enabled and _kind_served(r.provider)
         )
         models[m.public_id] = ModelEntry(
             id=m.pk,
@@ -127,6 +140,8 @@ def _load() -> Catalog:
             created=int(m.created_at.timestamp()),
             routes=routes,
             web_search_price=m.web_search_price_per_1k,
+            model_type=m.model_type,
+            dimensions=m.dimensions,
         )
         for alias in m.aliases.all():
             names.setdefault(alias.alias, m.public_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import close_old_connections, connection
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework.views import APIView
 
 from core.errors import new_request_id, request_id_headers
@@ -34,3 +35,14 @@ class ApiView(APIView):
         if not connection.in_atomic_block:
             close_old_connections()
         super().initial(request, *args, **kwargs)
+
+
+def error_doc(description: str) -> OpenApiResponse:
+    """An error answer of a DRF view in the OpenAPI document: the OpenAI error body (core.errors),
+    whose component the document's post-processing hook (ai_proxy.openapi) adds."""
+    return OpenApiResponse(response={"$ref": "#/components/schemas/OpenAIError"}, description=description)
+
+
+UNAUTHENTICATED = error_doc(
+    "No API key, or a key that is unknown, revoked, expired or belongs to another vanity domain.")
+DATABASE_DOWN = error_doc("The gateway's database is unreachable (`database_unavailable`).")

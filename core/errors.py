@@ -71,6 +71,12 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_PARAMETER = "unsupported_parameter"
     UNSUPPORTED_VALUE = "unsupported_value"
     UNSUPPORTED_HEADER = "unsupported_header"
+    UNKNOWN_PARAMETER = "unknown_parameter"
+    EMPTY_STRING = "empty_string"
+    EMPTY_ARRAY = "empty_array"
+    ARRAY_ABOVE_MAX_LENGTH = "array_above_max_length"
+    INTEGER_BELOW_MIN_VALUE = "integer_below_min_value"
+    INTEGER_ABOVE_MAX_VALUE = "integer_above_max_value"
     OPTION_NOT_ALLOWED = "option_not_allowed"
     # the model and its routes
     MODEL_NOT_FOUND = "model_not_found"

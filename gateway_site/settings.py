@@ -77,6 +77,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as static files (no CDN)
     "core",
     "catalog",
     "orgs",
@@ -199,6 +201,28 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "core.errors.drf_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI document of /api/ai/ (ai_proxy/openapi.py) and Swagger UI at /api/ai/docs/, public.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AI gateway API",
+    "DESCRIPTION": "Every endpoint under /api/ai/: OpenAI and Anthropic formats for any catalog model, the catalog, "
+                   "usage and health. Authenticate with an organization key, `Authorization: Bearer dm_...` or "
+                   "`x-api-key: dm_...`; errors use the route's native body.",
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_PUBLIC": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["ai_proxy.openapi.endpoints_under_api"],
+    "POSTPROCESSING_HOOKS": ["ai_proxy.openapi.schema_complete"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # validatorUrl null: Swagger UI would otherwise send the document to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None, "tryItOutEnabled": False,
+                            "displayOperationId": False, "defaultModelsExpandDepth": 0},
 }
 
 # LOG_FORMAT=json: one JSON object per line (gateway, Django and Celery alike), for log shippers;

@@ -1,6 +1,6 @@
 """The project's own fake provider: a real aiohttp server on loopback speaking both wire formats.
 
-It answers like OpenAI (`POST /v1/chat/completions`, `GET /v1/models`) and like Anthropic
+It answers like OpenAI (`POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`) and like Anthropic
 (`POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models` when the request carries
 `anthropic-version`), streaming or not, exactly as /work/shared/WIRE.md describes, so the gateway's
 adapters are exercised over real sockets and the official SDKs parse its output unchanged.
@@ -11,7 +11,11 @@ Default replies are deterministic:
   Anthropic ``system`` text), plus 3 per message: see `prompt_tokens`;
 - completion / output tokens: the number of words of the reply: see `completion_tokens`;
 - streams send one content delta per word (the word plus its trailing whitespace), so the
-  concatenated deltas equal the non-streaming text.
+  concatenated deltas equal the non-streaming text;
+- embeddings: `embedding_vector(input, dimensions)` for each input (a text or a token array),
+  `dimensions` defaulting to the model's native size (`EMBEDDING_DIMENSIONS`), as JSON floats or as
+  base64 of little-endian float32 (`encoding_format`); usage counts words of each text (at least 1)
+  and the length of each token array: see `embedding_tokens`.
 
 Tests script it with `FakeProvider.enqueue(path, FakeResponse(...))`; queued responses for a path are
 consumed in order and the default applies when the queue is empty. `FakeProvider.requests` logs
@@ -27,9 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import itertools
 import re
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -58,6 +65,7 @@ except ImportError:  # pragma: no cover - orjson is pinned, but the fake must no
 
 
 OPENAI_CHAT = "/v1/chat/completions"
+OPENAI_EMBEDDINGS = "/v1/embeddings"
 ANTHROPIC_MESSAGES = "/v1/messages"
 ANTHROPIC_COUNT_TOKENS = "/v1/messages/count_tokens"
 MODELS = "/v1/models"
@@ -152,6 +160,46 @@ def completion_tokens(text: str) -> int:
     return len(text.split())
 
 
+# Native output sizes of OpenAI's embedding models (developers.openai.com/api/docs/models); any
+# other model name gets DEFAULT_EMBEDDING_DIMENSIONS.
+EMBEDDING_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072,
+                        "text-embedding-ada-002": 1536}
+DEFAULT_EMBEDDING_DIMENSIONS = 1536
+
+
+def embedding_vector(item: str | list[int], dimensions: int) -> list[float]:
+    """A deterministic vector for one input: SHA-256 of the text (or of the token ids) in counter
+    mode, each 24-bit slice mapped to [-1, 1). Every value is exact in float32, so the base64
+    (float32) and the JSON (float) answers decode to the same numbers."""
+    seed = item.encode("utf-8", "surrogatepass") if isinstance(item, str) else ",".join(map(str, item)).encode()
+    values: list[float] = []
+    counter = 0
+    while len(values) < dimensions:
+        block = hashlib.sha256(seed + counter.to_bytes(4, "little")).digest()
+        values.extend(int.from_bytes(block[i:i + 3], "little") / 2**23 - 1.0 for i in range(0, 30, 3))
+        counter += 1
+    return values[:dimensions]
+
+
+def embedding_base64(vector: list[float]) -> str:
+    """OpenAI's `encoding_format: "base64"`: the vector as little-endian float32, base64-encoded."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+def embedding_inputs(value: Any) -> list[str | list[int]]:
+    """`input` as a list of inputs: a string, a token array, or an array of either."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and isinstance(value[0], int):
+        return [value]
+    return list(value) if isinstance(value, list) else []
+
+
+def embedding_tokens(value: Any) -> int:
+    """Prompt tokens of an embeddings `input`: words of each text (at least 1), length of each token array."""
+    return sum(max(len(item.split()), 1) if isinstance(item, str) else len(item) for item in embedding_inputs(value))
+
+
 def _pieces(text: str) -> list[str]:
     # Each word keeps its trailing whitespace, so "".join(pieces) == text exactly.
     return re.findall(r"\s*\S+\s*", text) or [text]
@@ -228,6 +276,17 @@ def openai_stream_events(*, id: str, model: str, pieces: list[str], finish_reaso
         events.append((None, {**base, "choices": [], "usage": usage}))
     events.append((None, "[DONE]"))
     return events
+
+
+def openai_embeddings(*, model: str, inputs: list[str | list[int]], dimensions: int, encoding_format: str = "float",
+                      usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `CreateEmbeddingResponse` (OAI:types/create_embedding_response.py) for these inputs."""
+    data = []
+    for index, item in enumerate(inputs):
+        vector = embedding_vector(item, dimensions)
+        data.append({"object": "embedding", "index": index,
+                     "embedding": embedding_base64(vector) if encoding_format == "base64" else vector})
+    return {"object": "list", "data": data, "model": model, "usage": usage}
 
 
 def anthropic_message(*, id: str, model: str, content: list[dict[str, Any]], stop_reason: str = "end_turn",
@@ -365,6 +424,7 @@ class FakeProvider:
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post(OPENAI_CHAT, self._chat)
+        app.router.add_post(OPENAI_EMBEDDINGS, self._embeddings)
         app.router.add_post(ANTHROPIC_MESSAGES, self._messages)
         app.router.add_post(ANTHROPIC_COUNT_TOKENS, self._count_tokens)
         app.router.add_get(MODELS, self._models)
@@ -558,6 +618,51 @@ class FakeProvider:
         return await self._finish(request, record, scripted, native_error=openai_error, json_body=json_body,
                                   events=events, stream_delay=self._stream_delay_for(request, scripted),
                                   headers=headers)
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        record, body, scripted = await self._begin(request)
+        request_id = self._request_id("req_")
+        headers = {"x-request-id": request_id}
+        problem = self._check_embeddings(request, body)
+        if problem and scripted is None:
+            status, message, param = problem
+            error = openai_error(status, message)
+            error["error"]["param"] = param
+            return web.Response(status=status, body=_dumps(error), content_type="application/json", headers=headers)
+        body = body if isinstance(body, dict) else {}
+        model = body.get("model", "")
+        inputs = embedding_inputs(body.get("input"))
+        dimensions = body.get("dimensions") or EMBEDDING_DIMENSIONS.get(model, DEFAULT_EMBEDDING_DIMENSIONS)
+        tokens = embedding_tokens(body.get("input"))
+        usage: dict[str, Any] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        if scripted is not None and scripted.usage:
+            usage.update(scripted.usage)
+        json_body = openai_embeddings(model=model, inputs=inputs, dimensions=dimensions,
+                                      encoding_format=body.get("encoding_format") or "float", usage=usage)
+        return await self._finish(request, record, scripted, native_error=openai_error, json_body=json_body,
+                                  events=None, stream_delay=0.0, headers=headers)
+
+    @staticmethod
+    def _check_embeddings(request: web.Request, body: Any) -> tuple[int, str, str | None] | None:
+        """OpenAI's own refusals, in its wording (a bad `input` is `'$.input' is invalid`)."""
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return 401, "You didn't provide an API key. You need to provide your API key in an Authorization header.", None
+        if not isinstance(body, dict):
+            return 400, "We could not parse the JSON body of your request.", None
+        for name in ("model", "input"):
+            if name not in body:
+                return 400, f"Missing required parameter: '{name}'.", name
+        value = body["input"]
+        inputs = embedding_inputs(value)
+        if not inputs or any(item in ("", []) or not isinstance(item, (str, list)) for item in inputs):
+            return 400, "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.", None
+        native = EMBEDDING_DIMENSIONS.get(body["model"], DEFAULT_EMBEDDING_DIMENSIONS)
+        dimensions = body.get("dimensions")
+        if dimensions is not None and (not isinstance(dimensions, int) or not 1 <= dimensions <= native):
+            return 400, f"Invalid value for 'dimensions' = {dimensions}. Must be between 1 and {native}.", "dimensions"
+        if body.get("encoding_format") not in (None, "float", "base64"):
+            return 400, "Invalid value for 'encoding_format': must be 'float' or 'base64'.", "encoding_format"
+        return None
 
     @staticmethod
     def _check_openai(request: web.Request, body: Any) -> tuple[int, str] | None:

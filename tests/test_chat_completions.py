@@ -244,7 +244,7 @@ def test_it_never_leaks_provider_secrets_in_errors(gateway):
 
 
 @pytest.mark.parametrize("path,shape", [
-    ("/api/ai/responses", "openai"), ("/api/ai/chat/completions/", "openai"), ("/api/ai/anthropic/v2/messages", "anthropic"),
+    ("/api/ai/assistants", "openai"), ("/api/ai/chat/completions/", "openai"), ("/api/ai/anthropic/v2/messages", "anthropic"),
 ])
 def test_it_answers_unknown_api_paths_with_a_json_404(gateway, path, shape):
     response = httpx.post(f"{gateway.url}{path}", json={}, headers={"authorization": f"Bearer {gateway.key}"})

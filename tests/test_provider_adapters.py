@@ -126,16 +126,19 @@ def test_a_kind_without_an_adapter_is_named():
     assert "bedrock, gemini" in str(exc.value) and "openai" not in str(exc.value).split("have no adapter")[0]
 
 
-def test_every_provider_kind_has_an_adapter():
-    from catalog.models import Provider
+def test_the_kinds_are_the_adapters():
+    from catalog.provider_kinds import kind_choices, registered_kinds
+    from catalog.seed import seed_provider_kinds
 
-    assert set(Provider.Kind.values) <= set(ADAPTERS)
-    assert all(ADAPTERS[kind].kind == kind for kind in ADAPTERS)
+    assert registered_kinds() == list(ADAPTERS)
+    assert [kind for kind, _ in kind_choices()] == list(ADAPTERS)
+    assert set(seed_provider_kinds()) <= set(ADAPTERS)
+    assert all(ADAPTERS[kind].kind == kind and ADAPTERS[kind].label for kind in ADAPTERS)
 
 
 def test_startup_fails_loudly_when_a_kind_has_no_adapter(tmp_path):
-    # `manage.py check` with an app installed before ai_proxy that drops the mock adapter, as if a
-    # Provider.Kind had been added without one: AppConfig.ready refuses to start.
+    # `manage.py check` with an app installed before ai_proxy that drops the mock adapter, which
+    # the seed catalog (and `make run`) relies on: AppConfig.ready refuses to start.
     (tmp_path / "drop_adapter.py").write_text(
         "from django.apps import AppConfig\n\n"
         "class DropAdapter(AppConfig):\n"
@@ -174,3 +177,25 @@ def test_every_forwarded_operation_can_reach_each_dialect_it_names():
             translation = translation_for(op.body_format, dialect)
             assert translation.framer is not None or not op.may_stream, (op.name, dialect)
             assert any(a.dialect == dialect and a.supports(path_key) for a in ADAPTERS.values()), (op.name, dialect)
+
+
+@pytest.mark.django_db
+def test_a_provider_kind_no_adapter_serves_is_refused_and_its_routes_left_out(catalog, caplog):
+    from django.core.exceptions import ValidationError
+
+    from catalog.models import CatalogModel, Provider, Route
+    from catalog.selectors import catalog_cache, catalog_get_sync
+
+    gemini = Provider(name="gemini", kind="gemini", base_url="https://generativelanguage.googleapis.com")
+    with pytest.raises(ValidationError) as refused:
+        gemini.full_clean()
+    assert "`gemini` is not a provider kind this gateway has an adapter for (openai, anthropic, mock)" in str(refused.value)
+
+    # Written behind validation (or its adapter removed since): left out of the snapshot, loudly.
+    gemini.save()
+    model = CatalogModel.objects.get(public_id="gpt-4o")
+    Route.objects.create(model=model, provider=gemini, upstream_model="gemini-2.5-pro", priority=0, weight=100)
+    catalog_cache.clear()
+    routes = catalog_get_sync().resolve("gpt-4o").routes
+    assert routes and all(route.provider.name != "gemini" for route in routes)
+    assert "provider gemini has kind 'gemini', which no adapter serves" in caplog.text

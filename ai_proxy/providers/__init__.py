@@ -30,8 +30,9 @@ ADAPTERS: dict[str, ProviderAdapter] = {
 
 
 def adapter_for(kind: str) -> ProviderAdapter:
-    """The adapter for a provider kind. KeyError only for a kind added to the database behind
-    the model's choices: startup has already checked every `Provider.Kind`."""
+    """The adapter for a provider kind. The catalog snapshot leaves out routes of a kind with no
+    adapter (a row written behind the admin's validation, or an adapter removed), so the proxy
+    only ever asks for registered kinds."""
     return ADAPTERS[kind]
 
 

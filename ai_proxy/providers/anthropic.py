@@ -19,6 +19,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 class AnthropicAdapter(ProviderAdapter):
     kind = "anthropic"
+    label = "Anthropic Messages"
     dialect = ANTHROPIC
     paths = {"messages": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}
 

@@ -8,8 +8,9 @@ The proxy never asks a provider's kind anything else: it asks `adapter_for(kind)
 Adding a provider kind (Gemini's own API, Claude on Bedrock, ...):
   1. `ai_proxy/providers/<kind>.py` with a `ProviderAdapter` subclass (usually subclassing the
      adapter of the dialect it speaks, as `mock` does with `openai`);
-  2. one line in `ADAPTERS` (ai_proxy/providers/__init__.py);
-  3. a `Provider.Kind` choice so the operator can pick it (startup fails while a kind has no adapter).
+  2. one line in `ADAPTERS` (ai_proxy/providers/__init__.py).
+That is all: the admin and `set_provider --kind` offer every registered kind, and the catalog
+learns its facts (catalog/provider_kinds.py) from the adapter at startup.
 A provider that speaks a *new* dialect also needs translations for each (body format, dialect)
 pair it should serve (ai_proxy/translations).
 
@@ -96,6 +97,7 @@ class ProviderAdapter:
     """
 
     kind: str = ""
+    label: str = ""  # what the admin's kind select shows
     dialect: str = OPENAI
     paths: Mapping[str, str] = {}
     needs_base_url: bool = True

@@ -5,10 +5,17 @@ for Anthropic-format clients, streaming, metering) without a network. The reply 
 "Mock reply: <the last user text>", cut to max_tokens (finish_reason "length"); usage comes from
 ai_proxy.tokens, so it is stable for the same request. When tools are forced (tool_choice
 "required" or a named function) it calls the first such tool with `{}`.
+
+`POST .../embeddings` answers OpenAI's embeddings shape: one deterministic vector per input
+(`mock_embedding_vector`), `dimensions` long when given (else MOCK_EMBEDDING_DIMENSIONS), as floats
+or as base64 of little-endian float32; usage is the gateway's own estimate of the input.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import struct
 import time
 import uuid
 
@@ -19,6 +26,8 @@ from .base import UnsupportedOperation, loop_client
 from .openai import OpenAIAdapter
 
 from ..tokens import tokens_for_request, tokens_for_text
+
+MOCK_EMBEDDING_DIMENSIONS = 1536
 
 
 def _last_user_text(body: dict) -> str:
@@ -132,8 +141,48 @@ class _FrameStream(httpx.AsyncByteStream):
             yield frame
 
 
+def mock_embedding_vector(item: str | list[int], dimensions: int) -> list[float]:
+    """SHA-256 of the input in counter mode, 24-bit slices mapped to [-1, 1): exact in float32."""
+    seed = item.encode("utf-8", "surrogatepass") if isinstance(item, str) else ",".join(map(str, item)).encode()
+    values: list[float] = []
+    counter = 0
+    while len(values) < dimensions:
+        block = hashlib.sha256(seed + counter.to_bytes(4, "little")).digest()
+        values.extend(int.from_bytes(block[i:i + 3], "little") / 2**23 - 1.0 for i in range(0, 30, 3))
+        counter += 1
+    return values[:dimensions]
+
+
+def _embeddings(body: dict) -> dict:
+    value = body.get("input")
+    if isinstance(value, str) or (isinstance(value, list) and value and isinstance(value[0], int)):
+        inputs = [value]
+    else:
+        inputs = list(value or [])
+    dimensions = body.get("dimensions") or MOCK_EMBEDDING_DIMENSIONS
+    base64_wanted = body.get("encoding_format") == "base64"
+    data = []
+    for index, item in enumerate(inputs):
+        vector = mock_embedding_vector(item, dimensions)
+        if base64_wanted:
+            vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    tokens = sum(tokens_for_text(item) if isinstance(item, str) else len(item) for item in inputs)
+    return {"object": "list", "data": data, "model": body.get("model", "mock-embedding"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
 async def mock_handler(request: httpx.Request) -> httpx.Response:
     body = orjson.loads(request.content)
+    if request.url.path.endswith("/embeddings"):
+        dimensions = body.get("dimensions")
+        if isinstance(dimensions, int) and dimensions > MOCK_EMBEDDING_DIMENSIONS:
+            # As OpenAI answers past a model's size; never a vector as long as a client asks.
+            error = {"error": {"message": f"Invalid value for 'dimensions' = {dimensions}. Must be between 1 and "
+                                          f"{MOCK_EMBEDDING_DIMENSIONS}.", "type": "invalid_request_error",
+                               "param": "dimensions", "code": None}}
+            return httpx.Response(400, content=orjson.dumps(error), headers={"content-type": "application/json"})
+        return httpx.Response(200, content=orjson.dumps(_embeddings(body)), headers={"content-type": "application/json"})
     if body.get("stream"):
         return httpx.Response(200, stream=_FrameStream(_stream(body)), headers={"content-type": "text/event-stream"})
     return httpx.Response(200, content=orjson.dumps(_completion(body)), headers={"content-type": "application/json"})
@@ -144,9 +193,10 @@ class MockAdapter(OpenAIAdapter):
     provider (URL, headers, client, streaming, usage), with no network and no secret."""
 
     kind = "mock"
+    label = "Mock (offline, deterministic)"
     needs_base_url = False
     offline = True
-    paths = {"chat": "/chat/completions"}
+    paths = {"chat": "/chat/completions", "embeddings": "/embeddings"}
 
     def url(self, provider, path_key: str) -> str:
         if path_key not in self.paths:

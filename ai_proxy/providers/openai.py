@@ -9,6 +9,7 @@ from .base import OPENAI, ProviderAdapter
 
 class OpenAIAdapter(ProviderAdapter):
     kind = "openai"
+    label = "OpenAI-compatible (Chat Completions)"
     dialect = OPENAI
     paths = {"chat": "/chat/completions", "embeddings": "/embeddings"}
 

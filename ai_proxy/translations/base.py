@@ -41,11 +41,15 @@ class Translation:
         by the provider adapter (ProviderAdapter.usage), so this only reshapes.
     framer(call) -> Framer | None
         A fresh framer for one streamed response; None for pairs whose operation never streams.
+    text(body) -> str   (optional)
+        The generated text of a client body `response` made, kept for organizations that store
+        content. Left None where that body is a chat completion or a Message: the proxy reads those.
     """
 
     request: Callable[["ProxyCall", "RouteEntry"], dict]
     response: Callable[["ProxyCall", dict], dict]
     framer: Callable[["ProxyCall"], "Framer"] | None = None
+    text: Callable[[dict], str] | None = None
 
 
 class Framer:

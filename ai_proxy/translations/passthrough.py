@@ -4,6 +4,8 @@ route's upstream model name; answers come back with the name the client asked fo
 - (chat, openai): OpenAI client, OpenAI-compatible upstream. Streams always ask for usage
   (metering needs it), and the usage chunk is dropped again unless the client asked for it.
 - (messages, anthropic): Anthropic client, Anthropic upstream.
+- (embeddings, openai): OpenAI embeddings to an OpenAI-compatible upstream: only the known fields
+  go on (ai_proxy.embeddings_format); base64 vectors come back untouched.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import ANTHROPIC
 
+from ..embeddings_format import embeddings_dimensions_check, embeddings_upstream_body
 from ..sse import SSE_DONE, SSEEvent, sse_data, sse_named
 from ..usage import usage_from_anthropic, usage_from_openai
 from .base import Framer, Translation, loads_object
@@ -147,3 +150,11 @@ MESSAGES_PASSTHROUGH = Translation(
     response=same_shape_response,
     framer=lambda call: MessagesPassThrough(model=call.requested_model),
 )
+
+
+def embeddings_request(call: "ProxyCall", route: "RouteEntry") -> dict:
+    embeddings_dimensions_check(call.body, call.model)
+    return embeddings_upstream_body(call.body, upstream_model=route.upstream_model)
+
+
+EMBEDDINGS_PASSTHROUGH = Translation(request=embeddings_request, response=same_shape_response)

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from catalog.models import Provider
+from catalog.provider_kinds import kind_facts, kinds_needing_base_url, registered_kinds
 from core.audit import audit_record
 
 
@@ -11,7 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name")
-        parser.add_argument("--kind", choices=Provider.Kind.values)
+        parser.add_argument("--kind", choices=registered_kinds())
         parser.add_argument("--base-url")
         parser.add_argument("--api-key-env", help="Name of the environment variable holding the secret.")
         parser.add_argument("--timeout", type=float, help="Read timeout in seconds.")
@@ -36,8 +37,8 @@ class Command(BaseCommand):
         if opts["enable"] or opts["disable"]:
             provider.enabled = bool(opts["enable"])
             changes["enabled"] = provider.enabled
-        if provider.kind != Provider.Kind.MOCK and not provider.base_url:
-            raise CommandError("--base-url is required for openai and anthropic providers.")
+        if kind_facts(provider.kind).needs_base_url and not provider.base_url:
+            raise CommandError(f"--base-url is required for {kinds_needing_base_url(registered_kinds())} providers.")
         try:
             provider.full_clean()
         except ValidationError as exc:

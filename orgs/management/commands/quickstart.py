@@ -42,3 +42,4 @@ class Command(BaseCommand):
                 f"  new key:  .venv/bin/python manage.py issue_key {DEMO_SLUG} --env dev --label mine\n"
                 "  new admin: .venv/bin/python manage.py createsuperuser\n"
             )
+        self.stdout.write(f"  API docs:  {base_url}/api/ai/docs/  (OpenAPI: {base_url}/api/ai/openapi.json)\n")
