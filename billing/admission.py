@@ -195,6 +195,47 @@ def _lost_settle(slots, reservation_id: str, now: datetime) -> dict | None:
 NOTHING = Admission()
 
 
+class _KeyPlan:
+    """What admission derives from one cached key context, kept with it so the request path does
+    not rebuild it per request (profiled, issue 12): its limits, each budget's slot for the
+    window in force, and the limits' state keys for the current minute. Keyed by the context
+    object: a key context reloaded after a change (billing.budget, orgs.selectors' versioned
+    cache) is a new object and gets a new plan."""
+
+    __slots__ = ("key", "limits", "slots", "window", "limit_keys")
+
+    def __init__(self, key: "KeyContext") -> None:
+        self.key = key
+        self.limits = _limits(key)
+        self.slots: list[BudgetSlot | None] = [None] * len(key.budgets)
+        self.window = -1
+        self.limit_keys: tuple[str, ...] = ()
+
+    def slots_at(self, now: datetime) -> list[BudgetSlot]:
+        slots = self.slots
+        for i, slot in enumerate(slots):
+            if slot is None or not slot.covers(now):
+                slots[i] = BudgetSlot.of(self.key.budgets[i], now)
+        return list(slots)
+
+    def keys_for(self, window: int) -> tuple[str, ...]:
+        if window != self.window:
+            self.limit_keys, self.window = tuple(limit.key(window) for limit in self.limits), window
+        return self.limit_keys
+
+
+_key_plans: dict[int, _KeyPlan] = {}
+
+
+def _key_plan(key: "KeyContext") -> _KeyPlan:
+    plan = _key_plans.get(id(key))
+    if plan is None or plan.key is not key:
+        if len(_key_plans) >= 4096:  # contexts come and go with the key cache: forget old ones
+            _key_plans.clear()
+        plan = _key_plans[id(key)] = _KeyPlan(key)
+    return plan
+
+
 def _limits(key: "KeyContext") -> list[RateLimit]:
     """Every limit on this key's requests, RPM before TPM (a refusal names the first that fails)."""
     key_scope, org_scope = Scope.key(key.key_id, key.organization_id), Scope.organization(key.organization_id)
@@ -218,13 +259,16 @@ class _Plan:
     now: datetime
     loaded: dict[str, int] = field(default_factory=dict)  # slot base -> spend from the ledger
     in_flight: tuple[str, str, bytes] | None = None  # (in-flight hash, request id, lost row)
+    limit_keys: tuple[str, ...] | None = None  # the charges' keys in this window, if known
 
-    def keys(self) -> list[str]:
-        keys = [limit.key(self.window) for limit, _ in self.charges]
+    def keys(self) -> tuple[str, ...]:
+        keys = self.limit_keys
+        if keys is None:
+            keys = tuple(limit.key(self.window) for limit, _ in self.charges)
         for slot in self.slots:
-            keys.extend(slot.keys())
+            keys += slot.state_keys
         if self.in_flight:
-            keys.append(self.in_flight[0])
+            keys += (self.in_flight[0],)
         return keys
 
     def args(self, clock: float) -> list:
@@ -307,8 +351,9 @@ async def admit(
     the script registers the admitted request in flight in the same round trip
     (Admission.in_flight says it did).
     """
-    limits = _limits(key)
-    slots = [BudgetSlot.of(rule, started_at) for rule in key.budgets] if budgets else []
+    key_plan = _key_plan(key)
+    limits = key_plan.limits
+    slots = key_plan.slots_at(started_at) if budgets and key.budgets else []
     if not limits and not slots:
         return NOTHING
     clock = time.time()
@@ -316,7 +361,7 @@ async def admit(
     charges = [(limit, 1 if limit.kind == REQUESTS else prompt_tokens) for limit in limits]
     units = to_units(worst_case)
     rid = f"{_ID_PREFIX}{next(_ids):x}" if any(slot.rule.hard for slot in slots) else ""
-    plan = _Plan(charges, slots, units, window, rid, started_at)
+    plan = _Plan(charges, slots, units, window, rid, started_at, limit_keys=key_plan.keys_for(window))
     fallback = False
     state = shared_state()
     if in_flight is not None and state.uses_redis:

@@ -22,6 +22,7 @@ availability over the budget with GATEWAY_BUDGET_FAIL_OPEN=1.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,13 +83,23 @@ class BudgetSlot:
     def of(cls, rule: BudgetRule, now: datetime) -> "BudgetSlot":
         return cls(rule, window(rule.period, now, rule.timezone))
 
-    @property
+    # Cached on the slot (admission reuses a slot for its whole window: billing.admission).
+    @functools.cached_property
     def base(self) -> str:
         # The period is part of the name: a day and a month can start at the same instant.
         return budget_state_base(self.rule.scope, self.rule.period, self.window.key)
 
+    @functools.cached_property
+    def state_keys(self) -> tuple[str, ...]:
+        return tuple(budget_state_keys(self.base))
+
     def keys(self) -> list[str]:
-        return budget_state_keys(self.base)
+        return list(self.state_keys)
+
+    def covers(self, now: datetime) -> bool:
+        """Whether `now` falls in this slot's window (a "total" window covers every instant)."""
+        start, end = self.window.start, self.window.end
+        return start is None or (start <= now and (end is None or now < end))
 
     def ttl(self, now: datetime) -> int:
         if self.window.end is None:

@@ -287,6 +287,11 @@ GATEWAY_LEDGER_DRAIN = env.str("GATEWAY_LEDGER_DRAIN", default="process").strip(
 if GATEWAY_LEDGER_DRAIN not in ("process", "celery"):
     raise ImproperlyConfigured(
         f"Environment variable GATEWAY_LEDGER_DRAIN is malformed: expected process or celery, got {GATEWAY_LEDGER_DRAIN!r}")
+# The request path's Redis round trips (admission, settlement) share one pipelined connection per
+# event loop, written once per loop turn (core.shared_state._Pipelined). 0: one redis-py
+# connection per round trip from a pool instead (the behaviour before; also used for rediss://
+# and unix:// URLs).
+GATEWAY_REDIS_PIPELINED = _strict_bool("GATEWAY_REDIS_PIPELINED", True)
 # Write-ahead journals of ledger rows buffered in process memory (one subdirectory per database).
 BILLING_JOURNAL_DIR = _typed("BILLING_JOURNAL_DIR", env.str, str(VAR_DIR / "journal"))
 

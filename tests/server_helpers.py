@@ -101,10 +101,11 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60, check=True)
 
 
-def redis_start(port: int) -> subprocess.Popen:
-    """A private, memory-only Redis on loopback that the test may kill."""
+def redis_start(port: int, *options: str) -> subprocess.Popen:
+    """A private, memory-only Redis on loopback that the test may kill (`options`: more
+    redis-server arguments, e.g. "--requirepass", "secret")."""
     proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10

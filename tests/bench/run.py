@@ -8,7 +8,10 @@ fresh bench databases, then drives them with wrk, which is C and so does not ste
 CPU the way a Python load generator would. For every scenario the same load also goes to the fake
 provider directly, so the table shows what the gateway adds:
 
-- requests/s at 32 connections,
+- requests/s at 32 connections, and the gateway's own CPU time per request meanwhile (its process
+  tree's user + system time over the requests served: on a shared machine this moves far less
+  with other processes' load than requests/s; "embedded / production CPU" is the throughput ratio
+  a gateway bound by its one core would show),
 - p50 and p99 latency at one connection, and the added p50 (gateway minus direct).
 
 Then, per mode, 2,000 concurrent streams held open ~20 s against a slowed fake, measuring the
@@ -165,8 +168,8 @@ def cpu_layout() -> tuple[set[int], set[int], set[int]]:
     return set(cpus), set(cpus), set(cpus)
 
 
-def tree_rss_mb(pid: int) -> float:
-    """VmRSS summed over `pid` and all its descendants (granian's workers are child processes)."""
+def _tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (granian's workers are child processes)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -178,10 +181,18 @@ def tree_rss_mb(pid: int) -> float:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry))
-    total_kb, todo = 0, [pid]
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         todo.extend(children.get(current, []))
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    """VmRSS summed over `pid` and all its descendants."""
+    total_kb = 0
+    for current in _tree(pid):
         try:
             with open(f"/proc/{current}/status") as f:
                 for line in f:
@@ -190,6 +201,19 @@ def tree_rss_mb(pid: int) -> float:
         except OSError:
             continue
     return total_kb / 1024
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time used so far by `pid` and all its descendants."""
+    ticks = 0
+    for current in _tree(pid):
+        try:
+            with open(f"/proc/{current}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,6 +236,9 @@ class WrkResult:
     p99_ms: float
     requests: int
     errors: int
+    # The gateway's own CPU time per request (its process tree, user + system), when measured:
+    # what the gateway costs, far less moved by other processes on a shared machine than req/s.
+    cpu_ms: float | None = None
 
 
 def run_wrk(wrk: str, target: Target, *, connections: int, seconds: float, cpus: set[int]) -> WrkResult:
@@ -453,11 +480,16 @@ def mode_stop(children: Children, mode: Mode) -> None:
     mode.proc = None
 
 
-def measure(wrk: str, target: Target, *, connections: int, seconds: float, cpus: set[int]) -> tuple[WrkResult, WrkResult]:
-    """(requests/s at `connections`, latency at one connection), after a short warm-up."""
+def measure(wrk: str, target: Target, *, connections: int, seconds: float, cpus: set[int],
+            pid: int | None = None) -> tuple[WrkResult, WrkResult]:
+    """(requests/s at `connections`, latency at one connection), after a short warm-up; with the
+    gateway's `pid`, its CPU time per request at `connections` too."""
     run_wrk(wrk, target, connections=connections, seconds=min(2, seconds), cpus=cpus)
-    return (run_wrk(wrk, target, connections=connections, seconds=seconds, cpus=cpus),
-            run_wrk(wrk, target, connections=1, seconds=seconds, cpus=cpus))
+    cpu_before = tree_cpu_seconds(pid) if pid else 0.0
+    busy = run_wrk(wrk, target, connections=connections, seconds=seconds, cpus=cpus)
+    if pid and busy.requests:
+        busy.cpu_ms = (tree_cpu_seconds(pid) - cpu_before) / busy.requests * 1000
+    return busy, run_wrk(wrk, target, connections=1, seconds=seconds, cpus=cpus)
 
 
 def _safe_targets(database_url: str, redis_url: str) -> None:
@@ -579,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     log(f"{mode.name}: {name} ...")
                     results[name][mode.name] = measure(wrk, via_gateway, connections=args.connections,
-                                                       seconds=seconds, cpus=load_cpus)
+                                                       seconds=seconds, cpus=load_cpus, pid=mode.proc.pid)
 
         if args.streams > 0:
             os.sched_setaffinity(0, load_cpus)  # the client must not compete with the gateway either
@@ -653,9 +685,10 @@ def report(args, *, seconds: float, modes: list[str], results, direct, scale, st
     if results:
         head = ["scenario", f"direct req/s @{args.connections}", "direct p50 @1"]
         for mode in modes:
-            head += [f"{mode} req/s", f"{mode} p50 @1", f"{mode} p99 @1", f"{mode} added p50"]
+            head += [f"{mode} req/s", f"{mode} p50 @1", f"{mode} p99 @1", f"{mode} added p50",
+                     f"{mode} CPU/request"]
         if len(modes) == 2:
-            head.append("production / embedded")
+            head += ["production / embedded", "embedded / production CPU"]
         print("| " + " | ".join(head) + " |")
         print("|---|" + "---:|" * (len(head) - 1))
     for name, by_mode in results.items():
@@ -664,18 +697,21 @@ def report(args, *, seconds: float, modes: list[str], results, direct, scale, st
         for mode in modes:
             measured = by_mode.get(mode)
             if measured is None or isinstance(measured, str):
-                cells += [measured or "-", "", "", ""]
+                cells += [measured or "-", "", "", "", ""]
                 continue
             busy, single = measured
             errors = busy.errors + single.errors
             cells += [f"{busy.rps:,.0f}" + (f" ({errors} errors)" if errors else ""), fmt_ms(single.p50_ms),
-                      fmt_ms(single.p99_ms), f"{single.p50_ms - single_direct.p50_ms:+.2f} ms"]
+                      fmt_ms(single.p99_ms), f"{single.p50_ms - single_direct.p50_ms:+.2f} ms",
+                      "-" if busy.cpu_ms is None else f"{busy.cpu_ms:.3f} ms"]
         if len(modes) == 2:
             both = [by_mode.get(m) for m in modes]
-            ratio = "-"
+            ratio = cpu_ratio = "-"
             if all(isinstance(b, tuple) for b in both):
                 ratio = f"{both[1][0].rps / both[0][0].rps:.0%}"
-            cells.append(ratio)
+                if both[0][0].cpu_ms and both[1][0].cpu_ms:
+                    cpu_ratio = f"{both[0][0].cpu_ms / both[1][0].cpu_ms:.0%}"
+            cells += [ratio, cpu_ratio]
         print("| " + " | ".join(cells) + " |")
     for mode in modes:
         s = streams.get(mode)
