@@ -201,7 +201,7 @@ def _route_plan(call: ProxyCall, route: RouteEntry) -> tuple[ProviderAdapter, st
     _RouteFailed(unusable) naming what is missing, never a body in another dialect."""
     adapter = ADAPTERS.get(route.provider.kind)
     try:
-        if adapter is None:  # a kind written to the database behind the model's choices
+        if adapter is None:  # an adapter removed after the catalog snapshot was built
             raise UnsupportedOperation(f"provider kind `{route.provider.kind}` has no adapter")
         translation = translation_for(call.operation.body_format, adapter.dialect)
         path_key = call.operation.upstream_paths.get(adapter.dialect)

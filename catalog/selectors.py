@@ -11,7 +11,7 @@ from decimal import Decimal
 from core.versioned_cache import VersionedCache
 
 from .models import CatalogModel
-from .provider_kinds import kind_facts, registered_kinds
+from .provider_kinds import registered_kinds
 from .route_options import allowed_options_parse
 
 logger = logging.getLogger(__name__)
@@ -28,16 +28,15 @@ class ProviderEntry:
     api_key_env: str
     connect_timeout: float
     timeout: float
+    # From its kind's adapter when the snapshot is built, not asked on every request (routing
+    # checks each route's secret per request).
+    needs_secret: bool = True
 
     def secret(self) -> str | None:
         """Read at call time so an operator can set the variable and restart without a DB edit."""
         if not self.api_key_env:
             return None
         return os.environ.get(self.api_key_env) or None
-
-    @property
-    def needs_secret(self) -> bool:
-        return not kind_facts(self.kind).offline and bool(self.api_key_env)
 
 
 @dataclass(frozen=True)
@@ -87,10 +86,10 @@ class Catalog:
         return self.models.get(public_id) if public_id else None
 
 
-def _kind_served(provider) -> bool:
+def _kind_served(provider, kinds: list[str]) -> bool:
     # A kind no adapter serves (a row written behind the admin's validation, or an adapter since
     # removed) cannot be called: its routes are left out, loudly, rather than failing requests.
-    if provider.kind in registered_kinds():
+    if provider.kind in kinds:
         return True
     logger.error("provider %s has kind %r, which no adapter serves: its routes are skipped", provider.name,
                  provider.kind)
@@ -100,6 +99,7 @@ def _kind_served(provider) -> bool:
 def _load() -> Catalog:
     models: dict[str, ModelEntry] = {}
     names: dict[str, str] = {}
+    kinds = registered_kinds()
     queryset = CatalogModel.objects.filter(enabled=True).prefetch_related("aliases", "routes__provider")
     for m in queryset:
         routes = tuple(
@@ -113,6 +113,7 @@ def _load() -> Catalog:
                     api_key_env=r.provider.api_key_env,
                     connect_timeout=r.provider.connect_timeout_seconds,
                     timeout=r.provider.timeout_seconds,
+                    needs_secret=r.provider.needs_secret,
                 ),
                 upstream_model=r.upstream_model,
                 weight=r.weight,
@@ -121,7 +122,7 @@ def _load() -> Catalog:
                 allowed_options=allowed_options_parse(r.allowed_options),
             )
             for r in sorted(m.routes.all(), key=lambda r: (r.priority, -r.weight, r.pk))
-            if r.enabled and r.provider.enabled and _kind_served(r.provider)
+            if r.enabled and r.provider.enabled and _kind_served(r.provider, kinds)
         )
         models[m.public_id] = ModelEntry(
             id=m.pk,
