@@ -32,10 +32,10 @@ from .chat_format import chat_request_max_output, chat_request_validate
 from .embeddings_format import embeddings_request_validate, embeddings_tokens_bound, embeddings_tokens_estimate
 from .messages_format import messages_count_tokens_validate, messages_request_validate
 from .providers import ProviderAdapter
-from .responses_format import responses_request_validate
 from .token_counting import count_tokens_serve
 from .tokens import tokens_for_request, tokens_upper_bound
 from .translations.responses_to_chat import (
+    responses_body_validate,
     responses_input_tokens,
     responses_input_tokens_bound,
     responses_max_output,
@@ -187,7 +187,7 @@ RESPONSES = Operation(
     label="responses",
     error_format=OPENAI,
     body_format="responses",
-    validate=responses_request_validate,
+    validate=responses_body_validate,
     upstream_paths={OPENAI: "chat", ANTHROPIC: "messages"},
     max_output=responses_max_output,
     input_tokens=responses_input_tokens,

@@ -25,7 +25,7 @@ from .responses_to_chat import (
     responses_body,
     responses_error_param,
     responses_output_text,
-    responses_to_chat_request,
+    chat_request_of,
 )
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def _json_tool(call: "ProxyCall") -> bool:
 
 
 def _request(call: "ProxyCall", route: "RouteEntry") -> dict:
-    chat = responses_to_chat_request(call.body)
+    chat = chat_request_of(call.body)
     try:
         return chat_to_anthropic_request(
             chat.body,

@@ -45,6 +45,7 @@ import orjson
 
 from core.errors import OPENAI, GatewayError
 
+from ..responses_format import responses_request_validate
 from ..sse import SSEEvent, sse_named
 from ..tokens import tokens_for_chars, tokens_for_request, tokens_for_text, tokens_upper_bound
 from ..usage import usage_from_openai
@@ -66,6 +67,29 @@ class ChatRequest:
     message_paths: list[str] = field(default_factory=list)
     # (chat message index, tool call index) -> the function_call item's path.
     tool_call_paths: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+class ResponsesBody(dict):
+    """A validated Responses body that keeps its chat translation: the input estimate, the
+    admission bound, each route's request and the framer all read one translation, not one each."""
+
+    __slots__ = ("chat",)
+
+
+def responses_body_validate(body: dict) -> ResponsesBody:
+    """Operation.validate for /responses: the validator's checks, and the body that keeps its chat form."""
+    return ResponsesBody(responses_request_validate(body))
+
+
+def chat_request_of(body: dict) -> ChatRequest:
+    """`responses_to_chat_request(body)`, translated once per validated body."""
+    if not isinstance(body, ResponsesBody):
+        return responses_to_chat_request(body)
+    try:
+        return body.chat
+    except AttributeError:
+        body.chat = responses_to_chat_request(body)
+        return body.chat
 
 
 def responses_to_chat_request(body: dict) -> ChatRequest:
@@ -708,12 +732,12 @@ class ResponsesFromChat(ResponsesFramer):
 
 def responses_input_tokens(body: dict) -> int:
     """Estimated input tokens (Operation.input_tokens): those of the chat body it becomes."""
-    return tokens_for_request(responses_to_chat_request(body).body)
+    return tokens_for_request(chat_request_of(body).body)
 
 
 def responses_input_tokens_bound(body: dict, **kwargs: int) -> int:
     """A true upper bound of the input tokens (Operation.input_tokens_bound), on the chat body."""
-    return tokens_upper_bound(responses_to_chat_request(body).body, **kwargs)
+    return tokens_upper_bound(chat_request_of(body).body, **kwargs)
 
 
 def responses_max_output(body: dict, model) -> tuple[int, int]:
@@ -739,7 +763,7 @@ def responses_body(call: "ProxyCall", chat: dict) -> dict:
 
 
 def _request(call: "ProxyCall", route: "RouteEntry") -> dict:
-    out = dict(responses_to_chat_request(call.body).body, model=route.upstream_model)
+    out = dict(chat_request_of(call.body).body, model=route.upstream_model)
     if out.get("stream"):
         out["stream_options"] = {"include_usage": True}  # metering and response.completed need it
     return out
