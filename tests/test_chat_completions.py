@@ -37,6 +37,21 @@ def test_it_completes_on_an_openai_route(gateway):
     assert reply._request_id.startswith("req_")
 
 
+def test_a_providers_cookies_are_never_sent_back_to_it(gateway):
+    # One HTTP client per worker carries every organization's requests: a cookie one answer sets
+    # (a load balancer's affinity, a session) must not ride along on the next tenant's request.
+    gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(headers={"set-cookie": "affinity=first-caller; Path=/"}))
+    client = gateway.openai()
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    first, second = gateway.fake.requests_to(OPENAI_CHAT)[-2:]
+    assert "cookie" not in second.headers, second.headers
+    # Otherwise the provider sees the same request headers each time.
+    assert first.headers.keys() == second.headers.keys()
+    assert second.headers["content-type"] == "application/json"
+    assert second.headers["accept-encoding"] == "identity"
+
+
 def test_it_answers_with_the_alias_the_client_asked_for(gateway):
     reply = gateway.openai().chat.completions.create(
         model="gpt-4o-2024-08-06", messages=[{"role": "user", "content": "hi"}]

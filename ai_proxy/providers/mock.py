@@ -22,7 +22,7 @@ import uuid
 import httpx
 import orjson
 
-from .base import UnsupportedOperation, loop_client
+from .base import ProviderClient, UnsupportedOperation, loop_client
 from .openai import OpenAIAdapter
 
 from ..tokens import tokens_for_request, tokens_for_text
@@ -211,4 +211,4 @@ class MockAdapter(OpenAIAdapter):
 
 
 def _mock_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(mock_handler))
+    return ProviderClient(transport=httpx.MockTransport(mock_handler))
