@@ -42,7 +42,7 @@ from .routing import route_failed, route_succeeded, routes_for
 from .sse import SSEDecoder, SSEEvent
 from .tokens import image_tokens_max, tokens_for_chars, tokens_for_text
 from .translations import Framer, TranslationMissing, translation_for
-from .upstream import provider_error_message, upstream_send
+from .upstream import provider_error_message, response_body, upstream_send
 
 if TYPE_CHECKING:
     from .operations import Operation
@@ -232,7 +232,7 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
 
     if response.status_code >= 400:
         try:
-            raw = await response.aread()
+            raw = await response_body(response)
         except httpx.TransportError:
             raw = b""
         finally:
@@ -259,7 +259,7 @@ async def _attempt(call: ProxyCall, route: RouteEntry, request: HttpRequest) -> 
 
     if not stream:
         try:
-            raw = await response.aread()
+            raw = await response_body(response)
         except httpx.TimeoutException:
             raise _RouteFailed(f"{route.provider.name}: timed out reading the response") from None
         except httpx.TransportError as exc:
