@@ -37,9 +37,16 @@ def test_it_completes_on_an_openai_route(gateway):
     assert reply._request_id.startswith("req_")
 
 
-def test_a_providers_cookies_are_never_sent_back_to_it(gateway):
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_providers_cookies_are_never_sent_back_to_it(gateway, host):
     # One HTTP client per worker carries every organization's requests: a cookie one answer sets
     # (a load balancer's affinity, a session) must not ride along on the next tenant's request.
+    # By a host name too: aiohttp's own cookie jar ignores cookies from IP addresses only.
+    from catalog.models import Provider
+
+    provider = Provider.objects.get(name="openai")
+    provider.base_url = provider.base_url.replace("127.0.0.1", host)
+    provider.save(update_fields=["base_url", "updated_at"])
     gateway.fake.enqueue(OPENAI_CHAT, FakeResponse(headers={"set-cookie": "affinity=first-caller; Path=/"}))
     client = gateway.openai()
     for _ in range(2):

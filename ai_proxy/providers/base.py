@@ -24,6 +24,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import httpx
 import orjson
 from django.conf import settings
@@ -73,7 +74,8 @@ class ProviderClient(httpx.AsyncClient):
     between requests. The generic `send` keeps some: it stores each response's `Set-Cookie` in
     the client's cookie jar and sends it on later requests to that host. A cookie set for one
     tenant's request (a load balancer's affinity, a session) would ride along on every other
-    tenant's. Provider calls need no auth flow and follow no redirects either.
+    tenant's. (aiohttp's session under it has a jar of its own: `_pooled_client` gives it none.)
+    Provider calls need no auth flow and follow no redirects either.
 
     The generic client's work around the transport was also most of `upstream_send`'s CPU in a
     profile at one connection: the cookie jar (every response's headers through
@@ -127,8 +129,19 @@ def _pooled_client() -> httpx.AsyncClient:
         max_keepalive_connections=settings.GATEWAY_UPSTREAM_MAX_CONNECTIONS,
         keepalive_expiry=30,
     )
+    ssl_context = httpx.create_ssl_context(trust_env=False)  # what AiohttpTransport would make
+
+    def session() -> aiohttp.ClientSession:
+        # Made on first use, in the loop that uses it. aiohttp's session has a cookie jar of its
+        # own, which keeps a provider's Set-Cookie (from a host name: it ignores IP addresses)
+        # and sends it with later requests: the same cross-tenant leak as httpx's, so no jar.
+        connector = aiohttp.TCPConnector(
+            keepalive_timeout=limits.keepalive_expiry, ssl=ssl_context, limit=limits.max_connections
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
     # httpx with the aiohttp transport: the httpx API at aiohttp's speed (DESIGN.md).
-    return ProviderClient(transport=AiohttpTransport(limits=limits, trust_env=False))
+    return ProviderClient(transport=AiohttpTransport(limits=limits, trust_env=False, client=session))
 
 
 def pooled_client() -> httpx.AsyncClient:
