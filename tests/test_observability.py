@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import httpx
 import pytest
@@ -175,3 +176,36 @@ def test_live_and_ready(catalog, tmp_path, monkeypatch):
     ready = client.get("/api/ai/health/ready")
     assert ready.status_code == 503 and ready.json()["status"] == "draining"
     assert client.get("/api/ai/health/live").status_code == 200
+
+
+_FORKED_COUNTS = """
+import os, sys
+from core.metrics import REFUSALS
+
+REFUSALS.labels("budget").inc()
+child = os.fork()
+if child == 0:
+    REFUSALS.labels("budget").inc(2)  # a granian worker forked from the server
+    os._exit(0)
+os.waitpid(child, 0)
+REFUSALS.labels("budget").inc()
+"""
+
+
+def test_multiprocess_metrics_add_up_over_forked_workers(tmp_path):
+    # core.metrics asks the pid once per process (not on every update): a forked worker must
+    # still write its own file, or its counts would overwrite its parent's.
+    import subprocess
+    import sys
+
+    from django.conf import settings
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", _FORKED_COUNTS], env=env, cwd=settings.BASE_DIR, check=True, timeout=60)
+    assert len(list(tmp_path.glob("counter_*.db"))) == 2  # the server's and the worker's
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    samples = {(s.name, s.labels.get("reason")): s.value
+               for family in registry.collect() for s in family.samples}
+    assert samples[("gateway_refusals_total", "budget")] == 4
