@@ -9,7 +9,8 @@ spending most of each request hopping threads, not proxying:
 The API needs no middleware (no sessions, cookies, CSRF or messages: keys authenticate every
 request) and its database work runs in worker threads that check their own connections
 (core.db), so this handler runs the view straight on the loop and closes the response
-inline, without the request_finished signal (`_response_close`). The admin and dashboards keep Django's full stack in the ordinary handler.
+inline, without the request_finished signal (`_response_close`). The admin and dashboards keep
+Django's full stack in the ordinary handler.
 """
 
 from __future__ import annotations
