@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 from core.errors import ErrorCode, GatewayError
 
@@ -144,6 +145,17 @@ def _expect_list(value: object, param: str, *, non_empty: bool = True) -> list:
     return value
 
 
+def _expect_parts(value: object, param: str, each: Callable[[object, str], None], *, non_empty: bool = True) -> None:
+    """Content as both wire formats carry it: a string, or a list of parts, each checked by
+    `each(part, its param)`."""
+    if isinstance(value, str):
+        return
+    if not isinstance(value, list):
+        raise _invalid_type(param, "one of a string or array of objects", value)
+    for j, part in enumerate(_expect_list(value, param, non_empty=non_empty)):
+        each(part, f"{param}[{j}]")
+
+
 def _check_range(body: dict, key: str, low: float | None, high: float | None, *, integer: bool) -> None:
     value = body.get(key)
     if value is None:
@@ -202,12 +214,7 @@ def _validate_message(message: object, path: str) -> None:
     if role == "tool":
         _expect_str(message, "tool_call_id", f"{path}.tool_call_id", required=True)
 
-    if isinstance(content, str):
-        return
-    if not isinstance(content, list):
-        raise _invalid_type(f"{path}.content", "one of a string or array of objects", content)
-    for j, part in enumerate(_expect_list(content, f"{path}.content")):
-        _validate_part(part, f"{path}.content[{j}]", _PART_TYPES[role])
+    _expect_parts(content, f"{path}.content", lambda part, where: _validate_part(part, where, _PART_TYPES[role]))
 
 
 def _validate_part(part: object, path: str, allowed: tuple[str, ...]) -> None:

@@ -31,6 +31,7 @@ from .chat_format import (
     _expect_bool,
     _expect_list,
     _expect_object,
+    _expect_parts,
     _expect_str,
     _invalid_type,
     _kind,
@@ -188,17 +189,15 @@ def _validate_item(item: object, path: str) -> None:
         output = item.get("output", _MISSING)
         if output is _MISSING or output is None:
             raise _missing(f"{path}.output")
-        if isinstance(output, str):
-            return
-        if not isinstance(output, list):
-            raise _invalid_type(f"{path}.output", "one of a string or array of objects", output)
-        for j, part in enumerate(_expect_list(output, f"{path}.output", non_empty=False)):
-            where = f"{path}.output[{j}]"
-            _validate_part(part, where, _INPUT_PARTS)
-            if part["type"] != "input_text":
-                # Chat Completions tool messages, which carry it upstream, hold text only.
-                raise _unsupported(f"{where}.type", f"`{part['type']}` parts in a function_call_output are not "
-                                                    "supported by the gateway: send the output as text.")
+        _expect_parts(output, f"{path}.output", _validate_output_part, non_empty=False)
+
+
+def _validate_output_part(part: object, path: str) -> None:
+    _validate_part(part, path, _INPUT_PARTS)
+    if part["type"] != "input_text":
+        # Chat Completions tool messages, which carry it upstream, hold text only.
+        raise _unsupported(f"{path}.type", f"`{part['type']}` parts in a function_call_output are not "
+                                           "supported by the gateway: send the output as text.")
 
 
 def _validate_message(item: dict, path: str) -> None:
@@ -210,12 +209,7 @@ def _validate_message(item: dict, path: str) -> None:
     content = item.get("content", _MISSING)
     if content is _MISSING or content is None:
         raise _missing(f"{path}.content")
-    if isinstance(content, str):
-        return
-    if not isinstance(content, list):
-        raise _invalid_type(f"{path}.content", "one of a string or array of objects", content)
-    for j, part in enumerate(_expect_list(content, f"{path}.content")):
-        _validate_part(part, f"{path}.content[{j}]", _PART_TYPES[role])
+    _expect_parts(content, f"{path}.content", lambda part, where: _validate_part(part, where, _PART_TYPES[role]))
 
 
 def _validate_part(part: object, path: str, allowed: tuple[str, ...]) -> None:
