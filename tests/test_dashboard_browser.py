@@ -64,6 +64,10 @@ def test_staff_see_every_organization_and_follow_charts_to_the_ledger(site, tmp_
         assert set(rendered(page, "spend")) == {"alice", "charlie"}
         assert rendered(page, "traffic") == ["Requests", "Errors", "Error rate %"]
         assert page.locator("text=Top organizations by spend").is_visible()
+        # Money ticks read as money, not as the float sums Chart.js steps through.
+        labels = page.evaluate("""() => { const c = window.dashboardCharts.spend.options.scales.y.ticks.callback;
+            return [c(0.000049999999999999996), c(0.30000000000000004), c(12)]; }""")
+        assert labels == ["$0.00005", "$0.3", "$12"]
         screenshot(page, "overview")
 
         page.click("a.preset[data-range='30d']")

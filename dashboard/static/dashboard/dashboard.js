@@ -6,6 +6,9 @@
   var data = node ? JSON.parse(node.textContent) : {};
   var palette = ["#417690", "#79aec8", "#f5a623", "#7b9e3f", "#b04a5a", "#6a5acd", "#2f9c95", "#c77c02", "#999999"];
   window.dashboardCharts = {};
+  // Axis ticks are floats Chart.js added up (0.00005 arrives as 0.000049999999999999996):
+  // six significant digits are more than any tick step needs.
+  function usdTick(v) { return "$" + Number(v.toPrecision(6)); }
 
   // Range presets keep every other filter of the URL.
   document.querySelectorAll("a.preset[data-range]").forEach(function (a) {
@@ -56,7 +59,7 @@
       data: { labels: data.labels, datasets: data.spend.map(function (d, i) {
         return { label: d.label, data: d.data, backgroundColor: palette[i % palette.length], filter: d.filter }; }) },
       options: { scales: { x: Object.assign(timeAxis(), { stacked: true }),
-                           y: { stacked: true, beginAtZero: true, ticks: { callback: function (v) { return "$" + v; } } } } }
+                           y: { stacked: true, beginAtZero: true, ticks: { callback: usdTick } } } }
     }, function (ds, i) { return ledgerLink(data.spend[ds].filter, data.labels[i]); });
   }
   if (data.traffic) {
@@ -76,7 +79,7 @@
       type: "bar",
       data: { labels: data.by_model.labels, datasets: [{ label: "Spend (USD)", data: data.by_model.data, backgroundColor: "#417690" }] },
       options: { indexAxis: "y", plugins: { legend: { display: false } },
-                 scales: { x: { beginAtZero: true, ticks: { callback: function (v) { return "$" + v; } } } } }
+                 scales: { x: { beginAtZero: true, ticks: { callback: usdTick } } } }
     }, function (ds, i) { return ledgerLink(data.by_model.filters[i], ""); });
   }
 })();
